@@ -1,0 +1,201 @@
+// referral_cli: the command-line client of the referral broker for partner
+// agencies, front-door triage staff and operations. `referral_cli --help`
+// lists the commands; clients/src/cli_commands.h describes them and the
+// exit codes. This file only turns the command line into options.
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/reflection.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "broker_channel.h"
+#include "cli_args.h"
+#include "cli_commands.h"
+
+// Connection flags: every command accepts them. TLS flags (--ca, --cert,
+// --key) belong here and in ChannelOptionsFromFlags().
+ABSL_FLAG(std::string, server, "127.0.0.1:50051", "broker address");
+ABSL_FLAG(bool, json, false, "print responses as protobuf JSON");
+ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30), "deadline per call");
+
+// Subcommand flags: each command accepts only those it lists.
+ABSL_FLAG(std::string, idempotency_key, "", "submit: idempotency key");
+ABSL_FLAG(std::string, agency, "", "agency id (outcomes; submit override)");
+ABSL_FLAG(int, page_size, 0, "page size (0: broker default)");
+ABSL_FLAG(std::string, page_token, "", "page token from a previous page");
+ABSL_FLAG(int, max, 1, "claim: referrals to lease at most");
+ABSL_FLAG(int, lease_seconds, 0, "lease length (0: broker default)");
+ABSL_FLAG(std::string, worker, "", "claim: triage worker name");
+ABSL_FLAG(std::string, token, "", "lease token from claim");
+ABSL_FLAG(std::string, reason, "", "release: why");
+ABSL_FLAG(std::string, decision, "", "decide: the decision");
+ABSL_FLAG(std::string, rationale, "", "decide: the rationale");
+ABSL_FLAG(std::string, feedback, "", "decide: feedback for the referrer");
+
+namespace referral::clients {
+namespace {
+
+constexpr char kProgram[] = "referral_cli";
+
+const std::vector<std::string>& GlobalFlags() {
+  static const auto* const kFlags =
+      new std::vector<std::string>{"server", "json", "timeout"};
+  return *kFlags;
+}
+
+bool Contains(const std::vector<std::string>& names, absl::string_view name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+// Only the flags defined above: absl also registers its own (--flagfile,
+// --fromenv...), which this tool does not offer.
+bool IsOwnFlag(absl::string_view name) {
+  if (Contains(GlobalFlags(), name)) return true;
+  for (const CommandSpec& spec : Commands()) {
+    if (Contains(spec.flags, name)) return true;
+  }
+  return false;
+}
+
+ChannelOptions ChannelOptionsFromFlags() {
+  ChannelOptions options;
+  options.address = absl::GetFlag(FLAGS_server);
+  options.user_agent = "referral_cli";
+  return options;
+}
+
+CliOptions CliOptionsFromFlags() {
+  CliOptions o;
+  o.json = absl::GetFlag(FLAGS_json);
+  o.timeout = absl::GetFlag(FLAGS_timeout);
+  o.idempotency_key = absl::GetFlag(FLAGS_idempotency_key);
+  o.agency = absl::GetFlag(FLAGS_agency);
+  o.page_size = absl::GetFlag(FLAGS_page_size);
+  o.page_token = absl::GetFlag(FLAGS_page_token);
+  o.max = absl::GetFlag(FLAGS_max);
+  o.lease_seconds = absl::GetFlag(FLAGS_lease_seconds);
+  o.worker = absl::GetFlag(FLAGS_worker);
+  o.token = absl::GetFlag(FLAGS_token);
+  o.reason = absl::GetFlag(FLAGS_reason);
+  o.decision = absl::GetFlag(FLAGS_decision);
+  o.rationale = absl::GetFlag(FLAGS_rationale);
+  o.feedback = absl::GetFlag(FLAGS_feedback);
+  return o;
+}
+
+int Usage(absl::string_view message) {
+  std::cerr << kProgram << ": " << message << "\n"
+            << "run '" << kProgram << " --help' for the list of commands\n";
+  return kExitUsage;
+}
+
+// Ctrl-C or SIGTERM: a running watch is cancelled and ends cleanly; any
+// other command just stops. Signals are taken on a thread of their own
+// because cancelling a call is not async-signal-safe.
+void HandleSignalsOnThread(CallCanceller* canceller) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  // Blocked before gRPC starts its threads, so they inherit the mask and
+  // only the waiting thread sees these signals.
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::thread([signals, canceller] {
+    int signal_number = 0;
+    while (sigwait(&signals, &signal_number) == 0) {
+      if (!canceller->Cancel()) _exit(128 + signal_number);
+    }
+  }).detach();
+}
+
+int Main(int argc, char** argv) {
+  const std::vector<std::string> raw(argv + 1, argv + argc);
+  absl::StatusOr<SplitArgs> split =
+      SplitCommandLine(raw, [](absl::string_view name) -> std::optional<bool> {
+        if (!IsOwnFlag(name)) return std::nullopt;
+        const absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+        if (flag == nullptr) return std::nullopt;
+        return flag->IsOfType<bool>();
+      });
+  if (!split.ok()) return Usage(split.status().message());
+
+  std::vector<std::string> positional = split->positional;
+  if (!positional.empty() && IsCommandGroup(positional[0]) &&
+      positional.size() > 1) {
+    positional.erase(positional.begin());
+  }
+  if (positional.empty()) {
+    if (split->help) {
+      std::cout << UsageText(kProgram);
+      return kExitOk;
+    }
+    std::cerr << UsageText(kProgram);
+    return kExitUsage;
+  }
+  const CommandSpec* spec = FindCommand(positional[0]);
+  if (spec == nullptr && IsCommandGroup(positional[0])) {
+    return Usage(absl::StrCat("give a command after \"", positional[0], "\""));
+  }
+  if (spec == nullptr) {
+    return Usage(absl::StrCat("unknown command \"", positional[0], "\""));
+  }
+  if (split->help) {
+    std::cout << CommandUsage(kProgram, *spec) << "\n  " << spec->summary
+              << "\n";
+    return kExitOk;
+  }
+
+  std::vector<std::string> given;
+  for (const FlagArg& arg : split->flags) {
+    if (!Contains(GlobalFlags(), arg.name) &&
+        !Contains(spec->flags, arg.name)) {
+      return Usage(absl::StrCat(
+          "--", arg.name, " does not apply to ", spec->name,
+          spec->flags.empty()
+              ? ""
+              : absl::StrCat(" (it takes --",
+                             absl::StrJoin(spec->flags, ", --"), ")")));
+    }
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(arg.name);
+    std::string error;
+    if (flag == nullptr || !flag->ParseFrom(arg.value, &error)) {
+      return Usage(absl::StrCat("invalid value for --", arg.name, ": ", error));
+    }
+    given.push_back(arg.name);
+  }
+  const CliOptions options = CliOptionsFromFlags();
+  if (options.timeout <= absl::ZeroDuration()) {
+    return Usage("--timeout must be positive");
+  }
+
+  static CallCanceller canceller;
+  HandleSignalsOnThread(&canceller);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      ConnectToBroker(ChannelOptionsFromFlags());
+  if (!channel.ok()) return Usage(channel.status().message());
+
+  CliEnv env;
+  env.channel = *std::move(channel);
+  env.options = options;
+  env.out = &std::cout;
+  env.err = &std::cerr;
+  env.canceller = &canceller;
+  const std::vector<std::string> args(positional.begin() + 1, positional.end());
+  const int code = RunCommand(*spec, env, args, given);
+  std::cout.flush();
+  return code;
+}
+
+}  // namespace
+}  // namespace referral::clients
+
+int main(int argc, char** argv) { return referral::clients::Main(argc, argv); }

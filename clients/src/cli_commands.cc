@@ -1,0 +1,670 @@
+#include "cli_commands.h"
+
+#include <grpcpp/support/sync_stream.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstdlib>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "broker_channel.h"
+#include "cli_format.h"
+#include "decision_names.h"
+#include "referral/v1/broker.grpc.pb.h"
+#include "referral/v1/broker.pb.h"
+#include "referral_json.h"
+#include "stats_table.h"
+
+namespace referral::clients {
+namespace {
+
+namespace v1 = ::referral::v1;
+
+constexpr absl::string_view kProgram = "referral_cli";
+
+// Every failure message names the command, so a script's log says which
+// step failed.
+int UsageError(const CliEnv& env, absl::string_view command,
+               absl::string_view message) {
+  *env.err << kProgram << " " << command << ": " << message << "\n";
+  return kExitUsage;
+}
+
+int RpcError(const CliEnv& env, absl::string_view command,
+             const grpc::Status& status) {
+  *env.err << kProgram << " " << command << ": "
+           << StatusCodeName(status.error_code()) << ": "
+           << status.error_message() << "\n";
+  return kExitRpcError;
+}
+
+void PrepareUnary(const CliEnv& env, grpc::ClientContext* context) {
+  SetTimeout(context, env.options.timeout);
+}
+
+template <typename Message>
+void PrintJson(const CliEnv& env, const Message& message) {
+  *env.out << ToJson(message) << "\n";
+}
+
+std::string PageLine(absl::string_view what, int count,
+                     absl::string_view next_page_token) {
+  return absl::StrCat("page ", what, "=", count,
+                      " next_page_token=", QuoteValue(next_page_token));
+}
+
+// The triage worker name: the flag, else the login name when it fits the
+// broker's rule ([A-Za-z0-9._@-], 1..128 bytes), else a fixed name.
+std::string WorkerName(const CliOptions& options) {
+  if (!options.worker.empty()) return options.worker;
+  const char* user = std::getenv("USER");
+  std::string name = user != nullptr ? user : "";
+  const bool valid = !name.empty() && name.size() <= 128 &&
+                     std::all_of(name.begin(), name.end(), [](char c) {
+                       return (c >= 'a' && c <= 'z') ||
+                              (c >= 'A' && c <= 'Z') ||
+                              (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+                              c == '@' || c == '-';
+                     });
+  return valid ? name : "referral-cli";
+}
+
+// --- agencies --------------------------------------------------------------
+
+int RunSubmit(const CliEnv& env, const std::vector<std::string>& args) {
+  absl::StatusOr<v1::Referral> referral = LoadReferralJson(args[0]);
+  if (!referral.ok()) {
+    return UsageError(env, "submit", referral.status().message());
+  }
+  v1::SubmitReferralRequest request;
+  *request.mutable_referral() = *std::move(referral);
+  if (!env.options.agency.empty()) {
+    request.mutable_referral()->mutable_referrer()->set_agency_id(
+        env.options.agency);
+  }
+  const bool generated = env.options.idempotency_key.empty();
+  const std::string key =
+      generated ? NewIdempotencyKey() : env.options.idempotency_key;
+  request.set_idempotency_key(key);
+  if (generated) {
+    // On stderr so that --json output stays a single JSON document.
+    *env.err << kProgram << " submit: no --idempotency_key given; using " << key
+             << "\n";
+  }
+
+  auto stub = v1::ReferralIntake::NewStub(env.channel);
+  grpc::ClientContext context;
+  PrepareUnary(env, &context);
+  v1::SubmitReferralResponse response;
+  const grpc::Status status =
+      stub->SubmitReferral(&context, request, &response);
+  if (!status.ok()) {
+    const int code = RpcError(env, "submit", status);
+    // After a timeout or a lost connection the referral may or may not be
+    // stored: resubmitting with the same key is safe either way.
+    *env.err << kProgram << " submit: to retry safely, resubmit with "
+             << "--idempotency_key=" << key << "\n";
+    return code;
+  }
+  if (env.options.json) {
+    PrintJson(env, response);
+  } else {
+    *env.out << SubmitLine(response, key) << "\n";
+  }
+  return kExitOk;
+}
+
+int RunStatus(const CliEnv& env, const std::vector<std::string>& args) {
+  auto stub = v1::ReferralIntake::NewStub(env.channel);
+  v1::GetReferralStatusRequest request;
+  request.set_referral_id(args[0]);
+  grpc::ClientContext context;
+  PrepareUnary(env, &context);
+  v1::GetReferralStatusResponse response;
+  const grpc::Status status =
+      stub->GetReferralStatus(&context, request, &response);
+  if (!status.ok()) return RpcError(env, "status", status);
+  if (env.options.json) {
+    PrintJson(env, response);
+  } else {
+    *env.out << StatusLines(response) << "\n";
+  }
+  return kExitOk;
+}
+
+int RunOutcomes(const CliEnv& env, const std::vector<std::string>& args) {
+  auto stub = v1::ReferralIntake::NewStub(env.channel);
+  v1::ListOutcomesRequest request;
+  request.set_agency(env.options.agency);
+  request.set_page_size(env.options.page_size);
+  request.set_page_token(env.options.page_token);
+  grpc::ClientContext context;
+  PrepareUnary(env, &context);
+  v1::ListOutcomesResponse response;
+  const grpc::Status status = stub->ListOutcomes(&context, request, &response);
+  if (!status.ok()) return RpcError(env, "outcomes", status);
+  if (env.options.json) {
+    PrintJson(env, response);
+    return kExitOk;
+  }
+  for (const v1::Outcome& outcome : response.outcomes()) {
+    *env.out << OutcomeLine(outcome) << "\n";
+  }
+  *env.out << PageLine("outcomes", response.outcomes_size(),
+                       response.next_page_token())
+           << "\n";
+  return kExitOk;
+}
+
+int RunAck(const CliEnv& env, const std::vector<std::string>& args) {
+  auto stub = v1::ReferralIntake::NewStub(env.channel);
+  v1::AcknowledgeOutcomeRequest request;
+  request.set_referral_id(args[0]);
+  grpc::ClientContext context;
+  PrepareUnary(env, &context);
+  v1::AcknowledgeOutcomeResponse response;
+  const grpc::Status status =
+      stub->AcknowledgeOutcome(&context, request, &response);
+  if (!status.ok()) return RpcError(env, "ack", status);
+  if (env.options.json) {
+    PrintJson(env, response);
+  } else {
+    *env.out << AckLine(args[0], response) << "\n";
+  }
+  return kExitOk;
+}
+
+// --- triage ----------------------------------------------------------------
+
+int RunList(const CliEnv& env, const std::vector<std::string>& args) {
+  auto stub = v1::Triage::NewStub(env.channel);
+  v1::ListQueueRequest request;
+  request.set_queue(args[0]);
+  request.mutable_page()->set_page_size(env.options.page_size);
+  request.mutable_page()->set_page_token(env.options.page_token);
+  grpc::ClientContext context;
+  PrepareUnary(env, &context);
+  v1::ListQueueResponse response;
+  const grpc::Status status = stub->ListQueue(&context, request, &response);
+  if (!status.ok()) return RpcError(env, "list", status);
+  if (env.options.json) {
+    PrintJson(env, response);
+    return kExitOk;
+  }
+  for (const v1::QueueEntry& entry : response.entries()) {
+    *env.out << QueueEntryLine(entry) << "\n";
+  }
+  *env.out << PageLine("entries", response.entries_size(),
+                       response.next_page_token())
+           << " ready=" << response.ready_count() << "\n";
+  return kExitOk;
+}
+
+int RunClaim(const CliEnv& env, const std::vector<std::string>& args) {
+  auto stub = v1::Triage::NewStub(env.channel);
+  v1::ClaimReferralsRequest request;
+  request.set_queue(args[0]);
+  request.set_max(env.options.max);
+  request.set_lease_seconds(env.options.lease_seconds);
+  request.set_worker(WorkerName(env.options));
+  grpc::ClientContext context;
+  PrepareUnary(env, &context);
+  v1::ClaimReferralsResponse response;
+  const grpc::Status status =
+      stub->ClaimReferrals(&context, request, &response);
+  if (!status.ok()) return RpcError(env, "claim", status);
+  if (env.options.json) {
+    PrintJson(env, response);
+  } else {
+    for (const v1::ClaimedReferral& claim : response.claims()) {
+      *env.out << ClaimLine(claim) << "\n";
+    }
+  }
+  if (response.claims().empty()) {
+    // Not an error: an empty queue is good news. Said on stderr so that
+    // stdout stays one line per claimed referral.
+    *env.err << kProgram << " claim: nothing ready in queue " << args[0]
+             << "\n";
+  }
+  return kExitOk;
+}
+
+int RunExtend(const CliEnv& env, const std::vector<std::string>& args) {
+  if (env.options.lease_seconds <= 0) {
+    return UsageError(env, "extend", "--lease_seconds must be at least 1");
+  }
+  auto stub = v1::Triage::NewStub(env.channel);
+  v1::ExtendClaimRequest request;
+  request.set_referral_id(args[0]);
+  request.set_lease_token(env.options.token);
+  request.set_lease_seconds(env.options.lease_seconds);
+  grpc::ClientContext context;
+  PrepareUnary(env, &context);
+  v1::ExtendClaimResponse response;
+  const grpc::Status status = stub->ExtendClaim(&context, request, &response);
+  if (!status.ok()) return RpcError(env, "extend", status);
+  if (env.options.json) {
+    PrintJson(env, response);
+  } else {
+    *env.out << ExtendLine(args[0], response) << "\n";
+  }
+  return kExitOk;
+}
+
+int RunRelease(const CliEnv& env, const std::vector<std::string>& args) {
+  auto stub = v1::Triage::NewStub(env.channel);
+  v1::ReleaseReferralRequest request;
+  request.set_referral_id(args[0]);
+  request.set_lease_token(env.options.token);
+  request.set_reason(env.options.reason);
+  grpc::ClientContext context;
+  PrepareUnary(env, &context);
+  v1::ReleaseReferralResponse response;
+  const grpc::Status status =
+      stub->ReleaseReferral(&context, request, &response);
+  if (!status.ok()) return RpcError(env, "release", status);
+  if (env.options.json) {
+    PrintJson(env, response);
+  } else {
+    *env.out << ReleaseLine(args[0], response) << "\n";
+  }
+  return kExitOk;
+}
+
+int RunDecide(const CliEnv& env, const std::vector<std::string>& args) {
+  absl::StatusOr<v1::Decision> decision = ParseDecision(env.options.decision);
+  if (!decision.ok()) {
+    return UsageError(env, "decide", decision.status().message());
+  }
+  auto stub = v1::Triage::NewStub(env.channel);
+  v1::RecordDecisionRequest request;
+  request.set_referral_id(args[0]);
+  request.set_lease_token(env.options.token);
+  request.set_decision(*decision);
+  request.set_rationale(env.options.rationale);
+  request.set_feedback(env.options.feedback);
+  grpc::ClientContext context;
+  PrepareUnary(env, &context);
+  v1::RecordDecisionResponse response;
+  const grpc::Status status =
+      stub->RecordDecision(&context, request, &response);
+  if (!status.ok()) return RpcError(env, "decide", status);
+  if (env.options.json) {
+    PrintJson(env, response);
+  } else {
+    *env.out << DecideLine(args[0], *decision, response) << "\n";
+  }
+  return kExitOk;
+}
+
+int RunWatch(const CliEnv& env, const std::vector<std::string>& args) {
+  auto stub = v1::Triage::NewStub(env.channel);
+  v1::WatchQueueRequest request;
+  request.set_queue(args[0]);
+  // No deadline: a watch runs until interrupted.
+  grpc::ClientContext context;
+  if (env.canceller != nullptr) env.canceller->Bind(&context);
+  std::unique_ptr<grpc::ClientReader<v1::QueueEvent>> reader =
+      stub->WatchQueue(&context, request);
+  v1::QueueEvent event;
+  while (reader->Read(&event)) {
+    *env.out << (env.options.json ? ToJson(event) : EventLine(event))
+             << std::endl;  // flush: someone is watching
+  }
+  const grpc::Status status = reader->Finish();
+  const bool interrupted =
+      env.canceller != nullptr && env.canceller->requested();
+  if (env.canceller != nullptr) env.canceller->Unbind();
+  if (interrupted && status.error_code() == grpc::StatusCode::CANCELLED) {
+    return kExitOk;
+  }
+  if (!status.ok()) return RpcError(env, "watch", status);
+  return kExitOk;
+}
+
+// --- ops -------------------------------------------------------------------
+
+int RunStats(const CliEnv& env, const std::vector<std::string>& args) {
+  auto stub = v1::Operations::NewStub(env.channel);
+  grpc::ClientContext context;
+  PrepareUnary(env, &context);
+  v1::GetQueueStatsResponse response;
+  const grpc::Status status =
+      stub->GetQueueStats(&context, v1::GetQueueStatsRequest(), &response);
+  if (!status.ok()) return RpcError(env, "stats", status);
+  if (env.options.json) {
+    PrintJson(env, response);
+  } else {
+    *env.out << FormatStatsTable(response);
+  }
+  return kExitOk;
+}
+
+int RunDeadLetters(const CliEnv& env, const std::vector<std::string>& args) {
+  auto stub = v1::Operations::NewStub(env.channel);
+  v1::ListDeadLettersRequest request;
+  request.set_queue(args[0]);
+  request.mutable_page()->set_page_size(env.options.page_size);
+  request.mutable_page()->set_page_token(env.options.page_token);
+  grpc::ClientContext context;
+  PrepareUnary(env, &context);
+  v1::ListDeadLettersResponse response;
+  const grpc::Status status =
+      stub->ListDeadLetters(&context, request, &response);
+  if (!status.ok()) return RpcError(env, "dead-letters", status);
+  if (env.options.json) {
+    PrintJson(env, response);
+    return kExitOk;
+  }
+  for (const v1::DeadLetter& dead_letter : response.dead_letters()) {
+    *env.out << DeadLetterLine(dead_letter) << "\n";
+  }
+  *env.out << PageLine("dead_letters", response.dead_letters_size(),
+                       response.next_page_token())
+           << "\n";
+  return kExitOk;
+}
+
+int RunRequeue(const CliEnv& env, const std::vector<std::string>& args) {
+  auto stub = v1::Operations::NewStub(env.channel);
+  v1::RequeueDeadLetterRequest request;
+  request.set_referral_id(args[0]);
+  grpc::ClientContext context;
+  PrepareUnary(env, &context);
+  v1::RequeueDeadLetterResponse response;
+  const grpc::Status status =
+      stub->RequeueDeadLetter(&context, request, &response);
+  if (!status.ok()) return RpcError(env, "requeue", status);
+  if (env.options.json) {
+    PrintJson(env, response);
+  } else {
+    *env.out << RequeueLine(args[0], response) << "\n";
+  }
+  return kExitOk;
+}
+
+std::string FlagUsage(absl::string_view flag, bool required) {
+  static const auto* const kForms =
+      new std::vector<std::pair<absl::string_view, absl::string_view>>{
+          {"idempotency_key", "--idempotency_key=KEY"},
+          {"agency", "--agency=ID"},
+          {"page_size", "--page_size=N"},
+          {"page_token", "--page_token=T"},
+          {"max", "--max=N"},
+          {"lease_seconds", "--lease_seconds=N"},
+          {"worker", "--worker=NAME"},
+          {"token", "--token=T"},
+          {"reason", "--reason=TEXT"},
+          {"decision", "--decision=NAME"},
+          {"rationale", "--rationale=TEXT"},
+          {"feedback", "--feedback=TEXT"},
+      };
+  std::string form = absl::StrCat("--", flag);
+  for (const auto& [name, usage] : *kForms) {
+    if (name == flag) form = std::string(usage);
+  }
+  return required ? form : absl::StrCat("[", form, "]");
+}
+
+}  // namespace
+
+void CallCanceller::Bind(grpc::ClientContext* context) {
+  absl::MutexLock lock(&mu_);
+  context_ = context;
+  if (requested_) context_->TryCancel();
+}
+
+void CallCanceller::Unbind() {
+  absl::MutexLock lock(&mu_);
+  context_ = nullptr;
+}
+
+bool CallCanceller::Cancel() {
+  absl::MutexLock lock(&mu_);
+  requested_ = true;
+  if (context_ == nullptr) return false;
+  context_->TryCancel();
+  return true;
+}
+
+bool CallCanceller::requested() const {
+  absl::MutexLock lock(&mu_);
+  return requested_;
+}
+
+const std::vector<CommandSpec>& Commands() {
+  static const auto* const kCommands = new std::vector<CommandSpec>{
+      {"submit",
+       "agencies",
+       "FILE|-",
+       "submit a referral written as protobuf JSON (referral.v1.Referral); "
+       "'-' reads stdin",
+       {"idempotency_key", "agency"},
+       {},
+       1,
+       1,
+       RunSubmit},
+      {"status",
+       "agencies",
+       "REFERRAL_ID",
+       "state, history and stage times of a referral",
+       {},
+       {},
+       1,
+       1,
+       RunStatus},
+      {"outcomes",
+       "agencies",
+       "",
+       "decisions on the agency's referrals not yet acknowledged",
+       {"agency", "page_size", "page_token"},
+       {"agency"},
+       0,
+       0,
+       RunOutcomes},
+      {"ack",
+       "agencies",
+       "REFERRAL_ID",
+       "acknowledge that the referrer has received the outcome",
+       {},
+       {},
+       1,
+       1,
+       RunAck},
+      {"list",
+       "triage",
+       "QUEUE",
+       "what waits in a queue, without claiming",
+       {"page_size", "page_token"},
+       {},
+       1,
+       1,
+       RunList},
+      {"claim",
+       "triage",
+       "QUEUE",
+       "lease referrals in delivery order (prints ids, lease tokens, "
+       "attempts)",
+       {"max", "lease_seconds", "worker"},
+       {},
+       1,
+       1,
+       RunClaim},
+      {"extend",
+       "triage",
+       "REFERRAL_ID",
+       "extend a claim's lease",
+       {"token", "lease_seconds"},
+       {"token", "lease_seconds"},
+       1,
+       1,
+       RunExtend},
+      {"release",
+       "triage",
+       "REFERRAL_ID",
+       "return a claimed referral to its queue (counts as a failed "
+       "delivery)",
+       {"token", "reason"},
+       {"token", "reason"},
+       1,
+       1,
+       RunRelease},
+      {"decide",
+       "triage",
+       "REFERRAL_ID",
+       "record the front door's decision (e.g. early-help, "
+       "no-further-action, strategy-discussion)",
+       {"token", "decision", "rationale", "feedback"},
+       {"token", "decision", "rationale"},
+       1,
+       1,
+       RunDecide},
+      {"watch",
+       "triage",
+       "QUEUE",
+       "print queue events as they happen, until interrupted",
+       {},
+       {},
+       1,
+       1,
+       RunWatch},
+      {"stats",
+       "ops",
+       "",
+       "every queue: ready, claimed, dead letters, oldest ready, overdue, "
+       "due within the hour",
+       {},
+       {},
+       0,
+       0,
+       RunStats},
+      {"dead-letters",
+       "ops",
+       "QUEUE",
+       "referrals that exhausted deliveries",
+       {"page_size", "page_token"},
+       {},
+       1,
+       1,
+       RunDeadLetters},
+      {"requeue",
+       "ops",
+       "REFERRAL_ID",
+       "put a dead letter back in its queue",
+       {},
+       {},
+       1,
+       1,
+       RunRequeue},
+  };
+  return *kCommands;
+}
+
+const CommandSpec* FindCommand(absl::string_view name) {
+  for (const CommandSpec& spec : Commands()) {
+    if (spec.name == name) return &spec;
+  }
+  // Accept "dead_letters" for people who type flags with underscores.
+  if (name == "dead_letters") return FindCommand("dead-letters");
+  return nullptr;
+}
+
+bool IsCommandGroup(absl::string_view word) {
+  return word == "agencies" || word == "triage" || word == "ops";
+}
+
+std::string CommandUsage(absl::string_view program, const CommandSpec& spec) {
+  std::vector<std::string> parts = {std::string(program), spec.name};
+  if (!spec.arguments.empty()) parts.push_back(spec.arguments);
+  for (const std::string& flag : spec.flags) {
+    const bool required =
+        std::find(spec.required_flags.begin(), spec.required_flags.end(),
+                  flag) != spec.required_flags.end();
+    parts.push_back(FlagUsage(flag, required));
+  }
+  return absl::StrCat("usage: ", absl::StrJoin(parts, " "));
+}
+
+std::string UsageText(absl::string_view program) {
+  std::string out = absl::StrCat(
+      "usage: ", program,
+      " [--server=HOST:PORT] [--json] [--timeout=DURATION] COMMAND [ARGS] "
+      "[FLAGS]\n"
+      "\n"
+      "Talks to the referral broker (default 127.0.0.1:50051). A command may "
+      "be\npreceded by its group name (",
+      program, " triage claim ...).\n");
+  const std::array<std::pair<absl::string_view, absl::string_view>, 3> groups =
+      {{{"agencies", "Partner agencies"},
+        {"triage", "Front-door triage"},
+        {"ops", "Operations"}}};
+  for (const auto& [group, title] : groups) {
+    absl::StrAppend(&out, "\n", title, ":\n");
+    for (const CommandSpec& spec : Commands()) {
+      if (spec.group != group) continue;
+      std::vector<std::string> parts = {spec.name};
+      if (!spec.arguments.empty()) parts.push_back(spec.arguments);
+      for (const std::string& flag : spec.flags) {
+        const bool required =
+            std::find(spec.required_flags.begin(), spec.required_flags.end(),
+                      flag) != spec.required_flags.end();
+        parts.push_back(FlagUsage(flag, required));
+      }
+      absl::StrAppend(&out, "  ", absl::StrJoin(parts, " "), "\n      ",
+                      spec.summary, "\n");
+    }
+  }
+  absl::StrAppend(
+      &out,
+      "\nGlobal flags:\n"
+      "  --server=HOST:PORT   broker address (default 127.0.0.1:50051)\n"
+      "  --json               print responses as protobuf JSON, one per line\n"
+      "  --timeout=DURATION   deadline per call, e.g. 10s (default 30s)\n"
+      "\nDecisions: ",
+      absl::StrJoin(DecisionShortNames(), ", "),
+      "\n           (or DECISION_* names; aliases nfa, s17, s47)\n"
+      "\nExit status: 0 success; 1 the broker returned an error (its status "
+      "code\nis printed); 2 usage error or invalid input file.\n");
+  return out;
+}
+
+int RunCommand(const CommandSpec& spec, const CliEnv& env,
+               const std::vector<std::string>& args,
+               const std::vector<std::string>& given_flags) {
+  const int count = static_cast<int>(args.size());
+  if (count < spec.min_args || count > spec.max_args) {
+    const std::string expected = spec.max_args == 0
+                                     ? "takes no arguments"
+                                     : absl::StrCat("expects ", spec.arguments);
+    return UsageError(
+        env, spec.name,
+        absl::StrCat(expected, "\n", CommandUsage(kProgram, spec)));
+  }
+  for (const std::string& flag : spec.required_flags) {
+    if (std::find(given_flags.begin(), given_flags.end(), flag) ==
+        given_flags.end()) {
+      return UsageError(env, spec.name,
+                        absl::StrCat("--", flag, " is required\n",
+                                     CommandUsage(kProgram, spec)));
+    }
+  }
+  return spec.run(env, args);
+}
+
+std::string NewIdempotencyKey() {
+  std::random_device device;
+  std::array<uint32_t, 4> words;
+  for (uint32_t& w : words) w = device();
+  // Version 4 (random) and the RFC 4122 variant bits.
+  words[1] = (words[1] & 0xFFFF0FFFu) | 0x00004000u;
+  words[2] = (words[2] & 0x3FFFFFFFu) | 0x80000000u;
+  return absl::StrFormat("%08x-%04x-%04x-%04x-%04x%08x", words[0],
+                         words[1] >> 16, words[1] & 0xFFFF, words[2] >> 16,
+                         words[2] & 0xFFFF, words[3]);
+}
+
+}  // namespace referral::clients

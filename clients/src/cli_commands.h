@@ -1,0 +1,112 @@
+// The referral_cli subcommands: what each accepts, how it calls the broker
+// and how it prints the result. main() only parses flags into CliOptions
+// and picks the command, so that tests can run every command against an
+// in-process fake broker and adding flags (TLS) touches main() alone.
+//
+// Exit codes: 0 success; 1 the broker (or the connection to it) returned an
+// error, printed as its status code name and message; 2 a usage or local
+// input error (unknown command, missing flag, unreadable or invalid file).
+#ifndef REFERRAL_CLIENTS_CLI_COMMANDS_H_
+#define REFERRAL_CLIENTS_CLI_COMMANDS_H_
+
+#include <grpcpp/channel.h>
+#include <grpcpp/client_context.h>
+
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace referral::clients {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitRpcError = 1;
+inline constexpr int kExitUsage = 2;
+
+// The values of the subcommand flags (the connection flags go into
+// ChannelOptions instead).
+struct CliOptions {
+  bool json = false;
+  absl::Duration timeout = absl::Seconds(30);  // per unary call
+  std::string idempotency_key;
+  std::string agency;
+  int page_size = 0;  // 0: the broker's default
+  std::string page_token;
+  int max = 1;
+  int lease_seconds = 0;
+  std::string worker;
+  std::string token;
+  std::string reason;
+  std::string decision;
+  std::string rationale;
+  std::string feedback;
+};
+
+// Lets a signal handler thread end a streaming call (watch) cleanly: the
+// stream then finishes as CANCELLED and the command exits 0.
+class CallCanceller {
+ public:
+  // Cancels at once if Cancel() was already requested.
+  void Bind(grpc::ClientContext* context);
+  void Unbind();
+  // Cancels the bound call; false when no call is bound (the caller may
+  // then simply exit).
+  bool Cancel();
+  bool requested() const;
+
+ private:
+  mutable absl::Mutex mu_;
+  grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
+  bool requested_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+struct CliEnv {
+  std::shared_ptr<grpc::ChannelInterface> channel;
+  CliOptions options;
+  std::ostream* out = nullptr;
+  std::ostream* err = nullptr;
+  CallCanceller* canceller = nullptr;  // optional
+};
+
+struct CommandSpec {
+  std::string name;       // "submit", "dead-letters"
+  std::string group;      // "agencies", "triage" or "ops"
+  std::string arguments;  // positional arguments, e.g. "FILE|-"
+  std::string summary;
+  std::vector<std::string> flags;           // subcommand flags it accepts
+  std::vector<std::string> required_flags;  // a subset of `flags`
+  int min_args = 0;
+  int max_args = 0;
+  int (*run)(const CliEnv& env, const std::vector<std::string>& args) = nullptr;
+};
+
+// Every subcommand, grouped and in the order the usage text lists them.
+const std::vector<CommandSpec>& Commands();
+const CommandSpec* FindCommand(absl::string_view name);
+// "agencies", "triage", "ops": optional words before a command name.
+bool IsCommandGroup(absl::string_view word);
+
+// The full usage text (ends with a newline).
+std::string UsageText(absl::string_view program);
+// "usage: referral_cli decide REFERRAL_ID --token=T ..." for one command.
+std::string CommandUsage(absl::string_view program, const CommandSpec& spec);
+
+// Checks the argument count and the required flags (by the names given on
+// the command line), then runs the command. Returns the exit code.
+int RunCommand(const CommandSpec& spec, const CliEnv& env,
+               const std::vector<std::string>& args,
+               const std::vector<std::string>& given_flags);
+
+// A random version-4 UUID ("3f2b...-4...-a..."): unique enough that two
+// submissions never share a key by accident. Used when --idempotency_key
+// is not given; the CLI prints it so a retry can reuse it.
+std::string NewIdempotencyKey();
+
+}  // namespace referral::clients
+
+#endif  // REFERRAL_CLIENTS_CLI_COMMANDS_H_

@@ -1,0 +1,76 @@
+#include "latency_stats.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "broker_channel.h"
+
+namespace referral::clients {
+
+void OperationStats::Record(const grpc::Status& status,
+                            absl::Duration latency) {
+  absl::MutexLock lock(&mu_);
+  if (status.ok()) {
+    latencies_ms_.push_back(absl::ToDoubleMilliseconds(latency));
+  } else {
+    ++failed_;
+    ++errors_[StatusCodeName(status.error_code())];
+  }
+}
+
+LatencySummary OperationStats::Summarize(absl::Duration wall) const {
+  std::vector<double> latencies;
+  LatencySummary summary;
+  {
+    absl::MutexLock lock(&mu_);
+    latencies = latencies_ms_;
+    summary.failed = failed_;
+    summary.errors = errors_;
+  }
+  summary.ok = static_cast<int64_t>(latencies.size());
+  summary.seconds = absl::ToDoubleSeconds(wall);
+  summary.per_second = summary.seconds > 0
+                           ? static_cast<double>(summary.ok) / summary.seconds
+                           : 0;
+  std::sort(latencies.begin(), latencies.end());
+  summary.p50_ms = Percentile(latencies, 50);
+  summary.p99_ms = Percentile(latencies, 99);
+  summary.max_ms = latencies.empty() ? 0 : latencies.back();
+  return summary;
+}
+
+double Percentile(std::vector<double> values, double p) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  // Nearest rank: the smallest value with at least p% of values <= it.
+  const double rank = std::ceil(p / 100.0 * static_cast<double>(values.size()));
+  const size_t index = static_cast<size_t>(std::clamp(
+                           rank, 1.0, static_cast<double>(values.size()))) -
+                       1;
+  return values[index];
+}
+
+std::string FormatSummary(const LatencySummary& s) {
+  return absl::StrFormat(
+      "ok=%d failed=%d seconds=%.3f rate=%.1f/s p50=%.2fms p99=%.2fms "
+      "max=%.2fms",
+      s.ok, s.failed, s.seconds, s.per_second, s.p50_ms, s.p99_ms, s.max_ms);
+}
+
+std::string SummaryJson(const LatencySummary& s) {
+  std::vector<std::string> errors;
+  for (const auto& [code, count] : s.errors) {
+    // Code names are [A-Z_] only: no escaping needed.
+    errors.push_back(absl::StrCat("\"", code, "\":", count));
+  }
+  return absl::StrFormat(
+      "{\"ok\":%d,\"failed\":%d,\"seconds\":%.3f,\"per_second\":%.1f,"
+      "\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,\"errors\":{%s}}",
+      s.ok, s.failed, s.seconds, s.per_second, s.p50_ms, s.p99_ms, s.max_ms,
+      absl::StrJoin(errors, ","));
+}
+
+}  // namespace referral::clients

@@ -1,0 +1,561 @@
+#include "load_generator.h"
+
+#include <grpcpp/client_context.h>
+#include <grpcpp/support/client_callback.h>
+
+#include <algorithm>
+#include <atomic>
+#include <thread>
+#include <unordered_set>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "broker_channel.h"
+#include "decision_names.h"
+#include "referral/v1/broker.grpc.pb.h"
+
+namespace referral::clients {
+namespace {
+
+namespace v1 = ::referral::v1;
+
+constexpr absl::string_view kForeignReason =
+    "referral_loadgen: not submitted by this run; returned untouched";
+constexpr absl::string_view kUndecidedReason =
+    "referral_loadgen: decision failed; returned for another attempt";
+// A drain worker gives up after this many failed claims in a row (the
+// broker is down or the queue name is wrong: waiting will not help).
+constexpr int kMaxConsecutiveClaimFailures = 20;
+
+// One unary call through the callback API. It owns its context, request
+// and response, reports to `done` and deletes itself: OnDone is the last
+// thing gRPC does with a reactor, so that is safe.
+template <typename Request, typename Response>
+class UnaryCall : public grpc::ClientUnaryReactor {
+ public:
+  using Done = std::function<void(const grpc::Status&, const Response&,
+                                  absl::Duration latency)>;
+
+  UnaryCall(absl::Duration timeout, Done done) : done_(std::move(done)) {
+    SetTimeout(&context_, timeout);
+  }
+
+  grpc::ClientContext* context() { return &context_; }
+  Request* request() { return &request_; }
+  Response* response() { return &response_; }
+
+  // Call after handing the reactor to the stub's async() method.
+  void Begin() {
+    start_ = absl::Now();
+    StartCall();
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    done_(status, response_, absl::Now() - start_);
+    delete this;
+  }
+
+ private:
+  // Declared first so it is destroyed last: `done` may hold the last
+  // reference to the run's state, which the waiting thread watches.
+  Done done_;
+  grpc::ClientContext context_;
+  Request request_;
+  Response response_;
+  absl::Time start_;
+};
+
+// Everything the calls in flight share. Held by shared_ptr from every
+// callback, so it outlives the last of them whatever order they end in.
+struct RunState {
+  LoadOptions options;
+  ReferralSource source;
+  std::vector<std::unique_ptr<v1::ReferralIntake::Stub>> intake;
+  std::vector<std::unique_ptr<v1::Triage::Stub>> triage;
+  OperationStats submit_stats;
+  OperationStats claim_stats;
+  OperationStats decide_stats;
+  OperationStats release_stats;
+  std::atomic<int64_t> next_index{0};
+
+  absl::Mutex mu;
+  int64_t submits_done ABSL_GUARDED_BY(mu) = 0;
+  // Referrals this run submitted and has not yet decided.
+  std::unordered_set<std::string> undecided ABSL_GUARDED_BY(mu);
+  std::map<std::string, int64_t> submitted_per_queue ABSL_GUARDED_BY(mu);
+  std::map<std::string, int64_t> decided_per_queue ABSL_GUARDED_BY(mu);
+  int64_t duplicates ABSL_GUARDED_BY(mu) = 0;
+  int64_t claimed ABSL_GUARDED_BY(mu) = 0;
+  int64_t foreign ABSL_GUARDED_BY(mu) = 0;
+  // Other people's referrals claimed by the drain: held (not released)
+  // until it ends, so that each costs its owner one delivery attempt, not
+  // one per claim until it is dead-lettered.
+  std::vector<std::pair<std::string, std::string>> held_foreign
+      ABSL_GUARDED_BY(mu);  // referral id, lease token
+  bool stop ABSL_GUARDED_BY(mu) = false;
+  std::string drain_note ABSL_GUARDED_BY(mu);
+};
+
+// --- submit ------------------------------------------------------------------
+
+void IssueSubmit(const std::shared_ptr<RunState>& state);
+
+void OnSubmitDone(const std::shared_ptr<RunState>& state,
+                  const grpc::Status& status,
+                  const v1::SubmitReferralResponse& response,
+                  absl::Duration latency) {
+  state->submit_stats.Record(status, latency);
+  {
+    absl::MutexLock lock(&state->mu);
+    if (status.ok() && response.duplicate()) {
+      // Stored by an earlier run, perhaps decided already: not ours to
+      // drain.
+      ++state->duplicates;
+    } else if (status.ok()) {
+      state->undecided.insert(response.referral_id());
+      ++state->submitted_per_queue[response.queue()];
+    }
+    ++state->submits_done;
+  }
+  // Keep `concurrency` calls in flight: each completion starts the next.
+  IssueSubmit(state);
+}
+
+void IssueSubmit(const std::shared_ptr<RunState>& state) {
+  const int64_t index = state->next_index.fetch_add(1);
+  if (index >= state->options.n) return;
+  using Call = UnaryCall<v1::SubmitReferralRequest, v1::SubmitReferralResponse>;
+  auto* call = new Call(state->options.rpc_timeout,
+                        [state](const grpc::Status& status,
+                                const v1::SubmitReferralResponse& response,
+                                absl::Duration latency) {
+                          OnSubmitDone(state, status, response, latency);
+                        });
+  *call->request()->mutable_referral() = state->source(index);
+  call->request()->set_idempotency_key(
+      absl::StrCat(state->options.key_prefix, index));
+  v1::ReferralIntake::Stub& stub =
+      *state->intake[static_cast<size_t>(index) % state->intake.size()];
+  stub.async()->SubmitReferral(call->context(), call->request(),
+                               call->response(), call);
+  call->Begin();
+}
+
+// --- drain -------------------------------------------------------------------
+
+// Counts the decide and release calls of one claimed batch down to zero.
+struct Batch {
+  absl::Mutex mu;
+  int pending ABSL_GUARDED_BY(mu) = 0;
+
+  void Done() {
+    absl::MutexLock lock(&mu);
+    --pending;
+  }
+  void Wait() {
+    absl::MutexLock lock(&mu);
+    mu.Await(absl::Condition(
+        +[](int* p) { return *p == 0; }, &pending));
+  }
+};
+
+// `foreign`: a FAILED_PRECONDITION answer means the lease had already
+// lapsed, so the referral is back in its queue as wanted: not a failure.
+void IssueRelease(const std::shared_ptr<RunState>& state,
+                  v1::Triage::Stub& stub, const std::string& referral_id,
+                  const std::string& token, absl::string_view reason,
+                  bool foreign, const std::shared_ptr<Batch>& batch) {
+  using Call =
+      UnaryCall<v1::ReleaseReferralRequest, v1::ReleaseReferralResponse>;
+  auto* call =
+      new Call(state->options.rpc_timeout,
+               [state, batch, foreign](const grpc::Status& status,
+                                       const v1::ReleaseReferralResponse&,
+                                       absl::Duration latency) {
+                 const bool lapsed =
+                     foreign && status.error_code() ==
+                                    grpc::StatusCode::FAILED_PRECONDITION;
+                 state->release_stats.Record(lapsed ? grpc::Status::OK : status,
+                                             latency);
+                 batch->Done();
+               });
+  call->request()->set_referral_id(referral_id);
+  call->request()->set_lease_token(token);
+  call->request()->set_reason(std::string(reason));
+  stub.async()->ReleaseReferral(call->context(), call->request(),
+                                call->response(), call);
+  call->Begin();
+}
+
+void IssueDecide(const std::shared_ptr<RunState>& state, v1::Triage::Stub& stub,
+                 const std::string& queue, const std::string& referral_id,
+                 const std::string& token,
+                 const std::shared_ptr<Batch>& batch) {
+  using Call = UnaryCall<v1::RecordDecisionRequest, v1::RecordDecisionResponse>;
+  auto* call =
+      new Call(state->options.rpc_timeout,
+               [state, &stub, queue, referral_id, token, batch](
+                   const grpc::Status& status,
+                   const v1::RecordDecisionResponse&, absl::Duration latency) {
+                 state->decide_stats.Record(status, latency);
+                 if (status.ok()) {
+                   absl::MutexLock lock(&state->mu);
+                   if (state->undecided.erase(referral_id) > 0) {
+                     ++state->decided_per_queue[queue];
+                   }
+                   batch->Done();
+                   return;
+                 }
+                 // Give it back rather than leave it leased until the lease
+                 // runs out, which would stall the drain. The release completes
+                 // the batch entry instead.
+                 IssueRelease(state, stub, referral_id, token, kUndecidedReason,
+                              /*foreign=*/false, batch);
+               });
+  call->request()->set_referral_id(referral_id);
+  call->request()->set_lease_token(token);
+  call->request()->set_decision(state->options.decision);
+  call->request()->set_rationale(
+      "Synthetic load-test referral (referral_loadgen): no action.");
+  stub.async()->RecordDecision(call->context(), call->request(),
+                               call->response(), call);
+  call->Begin();
+}
+
+void DrainWorker(const std::shared_ptr<RunState>& state, int worker,
+                 const std::map<std::string, int64_t>& targets,
+                 absl::Time deadline) {
+  v1::Triage::Stub& stub =
+      *state->triage[static_cast<size_t>(worker) % state->triage.size()];
+  const std::string worker_name =
+      absl::StrCat(state->options.worker_prefix, "-", worker);
+  std::vector<std::string> queues;
+  for (const auto& [queue, target] : targets) queues.push_back(queue);
+  size_t next_queue = static_cast<size_t>(worker);
+  absl::Duration backoff = absl::Milliseconds(5);
+  int consecutive_failures = 0;
+
+  while (true) {
+    std::string queue;
+    {
+      absl::MutexLock lock(&state->mu);
+      if (state->stop) return;
+      // Round-robin over the queues that still hold undecided referrals.
+      for (size_t i = 0; i < queues.size(); ++i) {
+        const std::string& q = queues[(next_queue + i) % queues.size()];
+        if (state->decided_per_queue[q] < targets.at(q)) {
+          queue = q;
+          next_queue = (next_queue + i) % queues.size();
+          break;
+        }
+      }
+      if (queue.empty()) return;  // all decided
+      if (absl::Now() > deadline) {
+        state->stop = true;
+        state->drain_note =
+            absl::StrCat("drain timed out after ",
+                         absl::FormatDuration(state->options.drain_timeout));
+        return;
+      }
+    }
+
+    v1::ClaimReferralsRequest request;
+    request.set_queue(queue);
+    request.set_max(state->options.claim_batch);
+    request.set_lease_seconds(state->options.lease_seconds);
+    request.set_worker(worker_name);
+    v1::ClaimReferralsResponse response;
+    grpc::ClientContext context;
+    SetTimeout(&context, state->options.rpc_timeout);
+    const absl::Time start = absl::Now();
+    const grpc::Status status =
+        stub.ClaimReferrals(&context, request, &response);
+    state->claim_stats.Record(status, absl::Now() - start);
+    if (!status.ok()) {
+      if (++consecutive_failures >= kMaxConsecutiveClaimFailures) {
+        absl::MutexLock lock(&state->mu);
+        state->stop = true;
+        state->drain_note = absl::StrCat(
+            kMaxConsecutiveClaimFailures, " claims in a row failed (last: ",
+            StatusCodeName(status.error_code()), ")");
+        return;
+      }
+      absl::SleepFor(backoff);
+      backoff = std::min(backoff * 2, absl::Milliseconds(500));
+      continue;
+    }
+    consecutive_failures = 0;
+    if (response.claims().empty()) {
+      // Still routing, or the rest is leased by another worker: wait a
+      // little, then look again (possibly at another queue).
+      ++next_queue;
+      absl::SleepFor(backoff);
+      backoff = std::min(backoff * 2, absl::Milliseconds(200));
+      continue;
+    }
+    backoff = absl::Milliseconds(5);
+
+    std::vector<const v1::ClaimedReferral*> ours;
+    {
+      absl::MutexLock lock(&state->mu);
+      for (const v1::ClaimedReferral& claim : response.claims()) {
+        ++state->claimed;
+        if (state->undecided.count(claim.referral_id()) > 0) {
+          ours.push_back(&claim);
+        } else {
+          ++state->foreign;
+          state->held_foreign.emplace_back(claim.referral_id(),
+                                           claim.lease_token());
+        }
+      }
+    }
+    auto batch = std::make_shared<Batch>();
+    {
+      absl::MutexLock lock(&batch->mu);
+      batch->pending = static_cast<int>(ours.size());
+    }
+    for (const v1::ClaimedReferral* claim : ours) {
+      IssueDecide(state, stub, queue, claim->referral_id(),
+                  claim->lease_token(), batch);
+    }
+    batch->Wait();
+  }
+}
+
+// Gives back every foreign referral the drain held, once.
+void ReleaseHeldForeign(const std::shared_ptr<RunState>& state) {
+  // A lease that lapsed during a long drain may have been claimed again:
+  // only the latest token is current.
+  std::map<std::string, std::string> latest;
+  {
+    absl::MutexLock lock(&state->mu);
+    for (auto& [id, token] : state->held_foreign) latest[id] = token;
+    state->held_foreign.clear();
+  }
+  if (latest.empty()) return;
+  auto batch = std::make_shared<Batch>();
+  {
+    absl::MutexLock lock(&batch->mu);
+    batch->pending = static_cast<int>(latest.size());
+  }
+  size_t i = 0;
+  for (const auto& [id, token] : latest) {
+    IssueRelease(state, *state->triage[i++ % state->triage.size()], id, token,
+                 kForeignReason, /*foreign=*/true, batch);
+  }
+  batch->Wait();
+}
+
+std::string JsonString(absl::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      absl::StrAppend(&out, absl::StrFormat("\\u%04x", c));
+    } else {
+      out.push_back(c);
+    }
+  }
+  out.push_back('"');
+  return out;
+}
+
+std::string ErrorsText(absl::string_view name, const LatencySummary& s) {
+  if (s.errors.empty()) return "";
+  std::vector<std::string> parts;
+  for (const auto& [code, count] : s.errors) {
+    parts.push_back(absl::StrCat(code, "=", count));
+  }
+  return absl::StrCat(name, " ", absl::StrJoin(parts, " "));
+}
+
+}  // namespace
+
+LoadReport RunLoad(const std::vector<std::shared_ptr<grpc::Channel>>& channels,
+                   const LoadOptions& options, const ReferralSource& source) {
+  auto state = std::make_shared<RunState>();
+  state->options = options;
+  state->options.concurrency = std::max(1, options.concurrency);
+  state->options.drain_workers = std::max(1, options.drain_workers);
+  state->source = source;
+  for (const auto& channel : channels) {
+    state->intake.push_back(v1::ReferralIntake::NewStub(channel));
+    state->triage.push_back(v1::Triage::NewStub(channel));
+  }
+  LoadReport report;
+  if (channels.empty()) {
+    report.drain_note = "no channel to the broker";
+    return report;
+  }
+
+  // Submit: `concurrency` calls in flight until n have completed.
+  const absl::Time submit_start = absl::Now();
+  const int64_t n = std::max<int64_t>(0, options.n);
+  state->options.n = n;
+  for (int i = 0; i < state->options.concurrency && i < n; ++i) {
+    IssueSubmit(state);
+  }
+  {
+    absl::MutexLock lock(&state->mu);
+    state->mu.Await(absl::Condition(
+        +[](RunState* s) { return s->submits_done >= s->options.n; },
+        state.get()));
+  }
+  report.submit = state->submit_stats.Summarize(absl::Now() - submit_start);
+
+  std::map<std::string, int64_t> targets;
+  {
+    absl::MutexLock lock(&state->mu);
+    report.submitted_per_queue = state->submitted_per_queue;
+    report.duplicates = state->duplicates;
+  }
+  if (options.queue.empty()) {
+    targets = report.submitted_per_queue;
+  } else {
+    auto it = report.submitted_per_queue.find(options.queue);
+    targets[options.queue] =
+        it == report.submitted_per_queue.end() ? 0 : it->second;
+  }
+  int64_t target_total = 0;
+  for (const auto& [queue, count] : targets) target_total += count;
+
+  if (options.drain) {
+    const absl::Time drain_start = absl::Now();
+    const absl::Time deadline = drain_start + options.drain_timeout;
+    std::vector<std::thread> workers;
+    if (target_total > 0) {
+      for (int w = 0; w < state->options.drain_workers; ++w) {
+        workers.emplace_back(
+            [&, w] { DrainWorker(state, w, targets, deadline); });
+      }
+    }
+    for (std::thread& t : workers) t.join();
+    ReleaseHeldForeign(state);
+    const absl::Duration wall = absl::Now() - drain_start;
+    report.claim = state->claim_stats.Summarize(wall);
+    report.decide = state->decide_stats.Summarize(wall);
+    report.release = state->release_stats.Summarize(wall);
+    absl::MutexLock lock(&state->mu);
+    report.decided_per_queue = state->decided_per_queue;
+    report.claimed = state->claimed;
+    report.foreign = state->foreign;
+    int64_t decided = 0;
+    for (const auto& [queue, count] : targets) {
+      decided += std::min(count, state->decided_per_queue[queue]);
+    }
+    report.drain_complete = decided >= target_total;
+    report.drain_note = state->drain_note;
+    if (!options.queue.empty() && target_total == 0 && report.submit.ok > 0) {
+      report.drain_complete = false;
+      report.drain_note =
+          absl::StrCat("no submission was routed to queue ", options.queue);
+    }
+  }
+  // Let the last callbacks finish unwinding before the caller tears down
+  // gRPC (every call in flight holds a reference to the state).
+  const absl::Time give_up = absl::Now() + absl::Seconds(5);
+  while (state.use_count() > 1 && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return report;
+}
+
+bool LoadSucceeded(const LoadOptions& options, const LoadReport& report) {
+  return report.failed_rpcs() == 0 && (!options.drain || report.drain_complete);
+}
+
+std::string FormatLoadReport(const LoadOptions& options,
+                             const LoadReport& report) {
+  std::string out = absl::StrFormat(
+      "referral_loadgen n=%d concurrency=%d drain=%s\n", options.n,
+      options.concurrency, options.drain ? "true" : "false");
+  absl::StrAppend(&out, "submit   ", FormatSummary(report.submit), "\n");
+  if (options.drain) {
+    absl::StrAppend(&out, "claim    ", FormatSummary(report.claim),
+                    " claimed=", report.claimed, "\n");
+    absl::StrAppend(&out, "decide   ", FormatSummary(report.decide), "\n");
+    if (report.release.ok + report.release.failed > 0) {
+      absl::StrAppend(&out, "release  ", FormatSummary(report.release),
+                      " foreign=", report.foreign, "\n");
+    }
+  }
+  for (const auto& [queue, submitted] : report.submitted_per_queue) {
+    const auto decided = report.decided_per_queue.find(queue);
+    absl::StrAppend(
+        &out, "queue    ", queue, " submitted=", submitted, " decided=",
+        decided == report.decided_per_queue.end() ? 0 : decided->second, "\n");
+  }
+  if (report.duplicates > 0) {
+    absl::StrAppend(&out, "note     ", report.duplicates,
+                    " submissions were duplicates (idempotency keys reused "
+                    "from an earlier run) and were not drained\n");
+  }
+  std::vector<std::string> errors;
+  for (const auto& [name, summary] :
+       {std::pair<absl::string_view, const LatencySummary*>{"submit",
+                                                            &report.submit},
+        {"claim", &report.claim},
+        {"decide", &report.decide},
+        {"release", &report.release}}) {
+    const std::string text = ErrorsText(name, *summary);
+    if (!text.empty()) errors.push_back(text);
+  }
+  absl::StrAppend(&out, "errors   ",
+                  errors.empty() ? "none" : absl::StrJoin(errors, "; "), "\n");
+  std::vector<std::string> problems;
+  if (report.failed_rpcs() > 0) {
+    problems.push_back(absl::StrCat(report.failed_rpcs(), " RPCs failed"));
+  }
+  if (options.drain && !report.drain_complete) {
+    problems.push_back(absl::StrCat(
+        "drain incomplete", report.drain_note.empty()
+                                ? ""
+                                : absl::StrCat(": ", report.drain_note)));
+  }
+  absl::StrAppend(
+      &out, "result   ",
+      problems.empty()
+          ? "OK"
+          : absl::StrCat("FAILED (", absl::StrJoin(problems, "; "), ")"),
+      "\n");
+  return out;
+}
+
+std::string LoadReportJson(const LoadOptions& options,
+                           const LoadReport& report) {
+  std::vector<std::string> queues;
+  for (const auto& [queue, submitted] : report.submitted_per_queue) {
+    const auto decided = report.decided_per_queue.find(queue);
+    queues.push_back(absl::StrCat(
+        JsonString(queue), ":{\"submitted\":", submitted, ",\"decided\":",
+        decided == report.decided_per_queue.end() ? 0 : decided->second, "}"));
+  }
+  std::string out = absl::StrCat(
+      "{\"n\":", options.n, ",\"concurrency\":", options.concurrency,
+      ",\"drain\":", options.drain ? "true" : "false",
+      ",\"submit\":", SummaryJson(report.submit));
+  if (options.drain) {
+    absl::StrAppend(
+        &out, ",\"claim\":", SummaryJson(report.claim),
+        ",\"decide\":", SummaryJson(report.decide),
+        ",\"release\":", SummaryJson(report.release),
+        ",\"claimed\":", report.claimed, ",\"foreign\":", report.foreign,
+        ",\"drain_complete\":", report.drain_complete ? "true" : "false",
+        ",\"drain_note\":", JsonString(report.drain_note));
+  }
+  absl::StrAppend(&out, ",\"duplicates\":", report.duplicates, ",\"queues\":{",
+                  absl::StrJoin(queues, ","), "}",
+                  ",\"failed_rpcs\":", report.failed_rpcs(),
+                  ",\"ok\":", LoadSucceeded(options, report) ? "true" : "false",
+                  "}");
+  return out;
+}
+
+}  // namespace referral::clients

@@ -1,0 +1,88 @@
+// The load generator behind referral_loadgen: submits fictitious referrals
+// with many requests in flight through gRPC's callback API (no thread per
+// request), then drains them through ClaimReferrals and RecordDecision as
+// triage would, measuring every call.
+//
+// The drain decides only referrals this run submitted. Anything else it
+// claims is held until the drain ends and then released once with a
+// reason, which still costs its owner one delivery attempt: run it against
+// a broker (or queue) kept for load testing.
+#ifndef REFERRAL_CLIENTS_LOAD_GENERATOR_H_
+#define REFERRAL_CLIENTS_LOAD_GENERATOR_H_
+
+#include <grpcpp/channel.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "latency_stats.h"
+#include "referral/v1/referral.pb.h"
+
+namespace referral::clients {
+
+struct LoadOptions {
+  int64_t n = 10000;     // referrals to submit
+  int concurrency = 64;  // submissions in flight at once
+  // Prefix of every idempotency key (the index is appended); make it unique
+  // per run, or a rerun gets the first run's referrals back as duplicates.
+  std::string key_prefix = "loadgen-";
+  absl::Duration rpc_timeout = absl::Seconds(30);
+
+  bool drain = true;
+  // Queue to drain; empty: every queue the submissions were routed to.
+  std::string queue;
+  int claim_batch = 50;   // ClaimReferrals max (1..100)
+  int drain_workers = 4;  // concurrent claim loops
+  int lease_seconds = 0;  // 0: the broker's default
+  std::string worker_prefix = "loadgen";
+  referral::v1::Decision decision = referral::v1::DECISION_NO_FURTHER_ACTION;
+  // Give up draining after this long (then the run fails).
+  absl::Duration drain_timeout = absl::Minutes(10);
+};
+
+struct LoadReport {
+  LatencySummary submit;
+  LatencySummary claim;
+  LatencySummary decide;
+  LatencySummary release;  // foreign or undecidable claims given back
+  int64_t duplicates = 0;  // submissions answered as duplicates
+  int64_t claimed = 0;     // referrals leased by the drain
+  int64_t foreign = 0;     // claimed referrals not submitted by this run
+  std::map<std::string, int64_t> submitted_per_queue;
+  std::map<std::string, int64_t> decided_per_queue;
+  bool drain_complete = false;  // meaningful only when draining
+  std::string drain_note;       // why the drain stopped early, if it did
+
+  int64_t failed_rpcs() const {
+    return submit.failed + claim.failed + decide.failed + release.failed;
+  }
+};
+
+// The referral to submit as number `index` (0-based). Called concurrently.
+using ReferralSource = std::function<referral::v1::Referral(int64_t index)>;
+
+// Runs the whole load: submit, then (if options.drain) drain. Calls are
+// spread over `channels` round-robin. Never throws; failures are counted in
+// the report.
+LoadReport RunLoad(const std::vector<std::shared_ptr<grpc::Channel>>& channels,
+                   const LoadOptions& options, const ReferralSource& source);
+
+// Whether the run met its goal: no failed RPC and, when draining, every
+// submitted referral decided.
+bool LoadSucceeded(const LoadOptions& options, const LoadReport& report);
+
+// A readable block, one line per operation; ends with a newline.
+std::string FormatLoadReport(const LoadOptions& options,
+                             const LoadReport& report);
+// The same as a single JSON line (no trailing newline).
+std::string LoadReportJson(const LoadOptions& options,
+                           const LoadReport& report);
+
+}  // namespace referral::clients
+
+#endif  // REFERRAL_CLIENTS_LOAD_GENERATOR_H_

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Quickstart 1: install, build, and serve the broker on 127.0.0.1:50051 with
+# its embedded RocksDB store in ./data. Extra arguments go to the broker.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash deploy/build.sh
+exec build/server/referral_broker --listen=127.0.0.1:50051 --data_dir=data "$@"

@@ -1,0 +1,69 @@
+// The referral broker: the gRPC services (ReferralIntake, Triage,
+// Operations) over the durable referral store, with routing and the
+// working-day calendar. main.cc wraps this in a process; tests start it
+// in-process on an ephemeral port.
+#ifndef REFERRAL_SERVER_BROKER_H_
+#define REFERRAL_SERVER_BROKER_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace referral::server {
+
+struct BrokerOptions {
+  // host:port; port 0 picks a free port (see Broker::port()).
+  std::string listen_address = "127.0.0.1:50051";
+  std::string data_dir = "data";
+  // Routing rules and working calendar (protobuf text format). Empty: the
+  // shipped defaults under server/config/.
+  std::string routing_file;
+  std::string calendar_file;
+  // Lease given to a claim that asks for none, and the longest allowed.
+  absl::Duration default_lease = absl::Minutes(30);
+  absl::Duration max_lease = absl::Hours(24);
+  // Failed deliveries (releases, lease expiries) before a dead letter.
+  int max_deliveries = 5;
+  absl::Duration lease_check_interval = absl::Milliseconds(200);
+  // Repeated concerns: earlier referrals about a child within the window
+  // at which a new referral is marked and raised a priority band.
+  absl::Duration repeated_concern_window = absl::Hours(24 * 365);
+  int repeated_concern_threshold = 3;
+  // Largest request accepted (a referral is a few KB).
+  int max_message_bytes = 4 * 1024 * 1024;
+  // Time granted to in-flight calls on shutdown before they are cancelled.
+  absl::Duration shutdown_grace = absl::Seconds(10);
+  // The broker's time source (receipt, leases, due times); tests set it.
+  std::function<absl::Time()> clock = [] { return absl::Now(); };
+};
+
+class Broker {
+ public:
+  // Opens the store, loads the rules and starts serving.
+  static absl::StatusOr<std::unique_ptr<Broker>> Start(BrokerOptions options);
+  // Shuts down (if not already) and closes the store.
+  virtual ~Broker() = default;
+
+  Broker(const Broker&) = delete;
+  Broker& operator=(const Broker&) = delete;
+
+  // The port actually bound.
+  virtual int port() const = 0;
+  // Re-reads the routing and calendar files; on error keeps the old rules
+  // and returns the reason (file, line and problem).
+  virtual absl::Status ReloadRules() = 0;
+  // Stops accepting calls, lets in-flight ones finish (up to the grace
+  // period), then closes the store cleanly. Safe to call more than once.
+  virtual void Shutdown() = 0;
+
+ protected:
+  Broker() = default;
+};
+
+}  // namespace referral::server
+
+#endif  // REFERRAL_SERVER_BROKER_H_

@@ -1,0 +1,101 @@
+#include "event_log.h"
+
+#include <atomic>
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+
+namespace referral::server {
+namespace {
+
+std::atomic<int> min_level{static_cast<int>(LogLevel::kInfo)};
+
+const char* LevelName(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug:
+      return "debug";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kWarning:
+      return "warning";
+    case LogLevel::kError:
+      return "error";
+  }
+  return "info";
+}
+
+void AppendJsonString(std::string& out, std::string_view text) {
+  out.push_back('"');
+  for (unsigned char c : text) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (c < 0x20) {
+          out += absl::StrFormat("\\u%04x", c);
+        } else {
+          out.push_back(static_cast<char>(c));
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+}  // namespace
+
+void SetLogLevel(LogLevel level) {
+  min_level.store(static_cast<int>(level), std::memory_order_relaxed);
+}
+
+bool ParseLogLevel(std::string_view text, LogLevel* level) {
+  for (LogLevel candidate : {LogLevel::kDebug, LogLevel::kInfo,
+                             LogLevel::kWarning, LogLevel::kError}) {
+    if (text == LevelName(candidate)) {
+      *level = candidate;
+      return true;
+    }
+  }
+  return false;
+}
+
+void LogEvent(LogLevel level, std::string_view event,
+              std::initializer_list<LogField> fields) {
+  if (static_cast<int>(level) < min_level.load(std::memory_order_relaxed)) {
+    return;
+  }
+  std::string line = "{\"time\":";
+  AppendJsonString(line, absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::Now(),
+                                          absl::UTCTimeZone()));
+  line += ",\"level\":";
+  AppendJsonString(line, LevelName(level));
+  line += ",\"event\":";
+  AppendJsonString(line, event);
+  for (const auto& [key, value] : fields) {
+    line.push_back(',');
+    AppendJsonString(line, key);
+    line.push_back(':');
+    AppendJsonString(line, value);
+  }
+  line += "}\n";
+  // One write per line so concurrent lines never interleave.
+  std::fwrite(line.data(), 1, line.size(), stderr);
+  std::fflush(stderr);
+}
+
+}  // namespace referral::server

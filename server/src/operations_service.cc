@@ -1,0 +1,83 @@
+// Operations: queue figures and dead letters for ops staff. Counts and
+// referral ids only, never personal data.
+#include <map>
+#include <string>
+#include <utility>
+
+#include "broker_services.h"
+#include "referral_views.h"
+#include "request_checks.h"
+#include "service_replies.h"
+
+namespace referral::server {
+
+grpc::ServerUnaryReactor* OperationsService::GetQueueStats(
+    grpc::CallbackServerContext* call, const v1::GetQueueStatsRequest* request,
+    v1::GetQueueStatsResponse* response) {
+  const absl::Time now = context_.clock();
+  // Every configured queue is listed, empty or not, then any other queue
+  // that still holds referrals; ordered by name.
+  std::map<std::string, storage::QueueCounts> by_queue;
+  for (const std::string& queue :
+       context_.rules->Current()->routing->queue_names()) {
+    by_queue[queue].queue = queue;
+  }
+  for (storage::QueueCounts& counts : context_.store->GetQueueCounts(now)) {
+    std::string name = counts.queue;
+    by_queue[name] = std::move(counts);
+  }
+  for (const auto& [name, counts] : by_queue) {
+    v1::QueueStats* stats = response->add_queues();
+    stats->set_queue(name);
+    stats->set_ready_count(counts.ready);
+    stats->set_claimed_count(counts.claimed);
+    stats->set_dead_letter_count(counts.dead_letters);
+    if (counts.oldest_ready_received_at.has_value()) {
+      *stats->mutable_oldest_ready_age() =
+          ToDurationProto(now - *counts.oldest_ready_received_at);
+    }
+    stats->set_overdue_count(counts.overdue);
+    stats->set_due_within_hour_count(counts.due_within_hour);
+  }
+  *response->mutable_at() = ToTimestamp(now);
+  return Reply(call, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* OperationsService::ListDeadLetters(
+    grpc::CallbackServerContext* call,
+    const v1::ListDeadLettersRequest* request,
+    v1::ListDeadLettersResponse* response) {
+  absl::Status valid = CheckQueueField(request->queue());
+  if (!valid.ok()) return Reply(call, valid);
+  absl::StatusOr<storage::ReferralPage> page = context_.store->ListDeadLetters(
+      request->queue(), PageSize(request->page().page_size(), 50, 500),
+      request->page().page_token());
+  if (!page.ok()) return Reply(call, page.status());
+  for (const storage::StoredReferral& record : page->referrals) {
+    *response->add_dead_letters() = ToDeadLetter(record);
+  }
+  response->set_next_page_token(page->next_page_token);
+  return Reply(call, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* OperationsService::RequeueDeadLetter(
+    grpc::CallbackServerContext* call,
+    const v1::RequeueDeadLetterRequest* request,
+    v1::RequeueDeadLetterResponse* response) {
+  absl::Status valid = CheckReferralId(request->referral_id());
+  if (!valid.ok()) return Reply(call, valid);
+  storage::RequeueCommand command{
+      .referral_id = request->referral_id(),
+      .actor = "ops",
+  };
+  grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
+  context_.store->RequeueDeadLetter(
+      std::move(command), FinishWhenCommitted<std::string>(
+                              reactor, [response](const std::string& queue) {
+                                response->set_queue(queue);
+                                response->set_state(v1::REFERRAL_STATE_QUEUED);
+                              }));
+  return reactor;
+}
+
+}  // namespace referral::server

@@ -1,0 +1,237 @@
+// The durable referral store: referrals, front-door queues, leases,
+// idempotency keys, dead letters, outcomes and histories in one embedded
+// RocksDB database.
+//
+// The promise: a mutation's callback sees OK only after its whole change was
+// committed as one atomic WriteBatch with a synced write-ahead log. Mutations
+// are group-committed by one commit thread, so callers never block on fsync
+// and many concurrent requests share one sync. Reads see committed state.
+//
+// Delivery order within a queue: priority band, then due time, then arrival.
+// Queue index keys are laid out so the head of a queue is reached by one
+// bounded seek however many entries were claimed (deleted) before it.
+#ifndef REFERRAL_STORAGE_REFERRAL_STORE_H_
+#define REFERRAL_STORAGE_REFERRAL_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "referral/v1/broker.pb.h"
+#include "referral/v1/referral.pb.h"
+#include "storage/v1/stored_referral.pb.h"
+
+namespace referral::storage {
+
+using StoredReferral = ::referral::storage::v1::StoredReferral;
+
+// Called with the result once the mutation is durable (or has failed and
+// left nothing behind). Runs on the commit thread: keep it short and never
+// call back into the store synchronously from it.
+template <typename T>
+using Done = absl::AnyInvocable<void(absl::StatusOr<T>) &&>;
+
+struct StoreOptions {
+  // The data directory; created if missing.
+  std::string path;
+  // A claimed referral whose release or lease expiry brings its failed
+  // deliveries to this number moves to the queue's dead letters.
+  int max_deliveries = 5;
+  // How often the store's own reaper returns expired leases to their queue.
+  // Zero disables the reaper (tests then call ExpireLeases themselves).
+  absl::Duration lease_check_interval = absl::Milliseconds(200);
+  // The time source for received, claimed, lease and history times.
+  std::function<absl::Time()> clock = [] { return absl::Now(); };
+  // Called on the commit thread after each group commit with the queue
+  // events it produced, in commit order (for WatchQueue).
+  std::function<void(const std::vector<::referral::v1::QueueEvent>&)>
+      on_committed;
+  // Largest number of mutations joined into one synced write.
+  int max_group_size = 512;
+};
+
+// Where routing put a referral and when it is due.
+struct Placement {
+  std::string queue;
+  ::referral::v1::PriorityBand band = ::referral::v1::PRIORITY_BAND_STANDARD;
+  absl::Time due_at;
+  std::vector<std::string> notified_queues;
+  std::string routing_rule;  // recorded in the history
+};
+
+// How one child of a referral can be matched with earlier referrals.
+struct ChildMatchKey {
+  int child_index = 0;
+  // "nhs:<10 digits>" or "nd:<family>|<given>|<yyyy-mm-dd>" (normalised by
+  // the caller). An empty key never matches.
+  std::string key;
+  std::string matched_by;  // "nhs_number" or "name_and_date_of_birth"
+};
+
+struct RepeatedConcernPolicy {
+  absl::Duration window = absl::Hours(24 * 365);
+  // Earlier referrals about one child within the window at which the new
+  // referral is marked a repeated concern and raised one priority band.
+  int threshold = 3;
+};
+
+struct SubmitCommand {
+  std::string agency_id;
+  std::string idempotency_key;
+  ::referral::v1::Referral referral;
+  absl::Time received_at;
+  Placement placement;
+  std::vector<ChildMatchKey> child_keys;
+  RepeatedConcernPolicy repeated_concern;
+  std::string actor;  // e.g. "agency:cambs-police"
+};
+
+struct SubmitResult {
+  // The stored record (the original one when duplicate is true).
+  StoredReferral record;
+  bool duplicate = false;
+};
+
+struct ClaimCommand {
+  std::string queue;
+  int max = 1;
+  absl::Duration lease = absl::Minutes(30);
+  std::string worker;
+  std::string actor;
+};
+
+struct ExtendCommand {
+  std::string referral_id;
+  std::string lease_token;
+  absl::Duration lease;  // from now
+  std::string actor;
+};
+
+struct ReleaseCommand {
+  std::string referral_id;
+  std::string lease_token;
+  std::string reason;
+  std::string actor;
+};
+
+struct DecideCommand {
+  std::string referral_id;
+  std::string lease_token;
+  ::referral::v1::Decision decision = ::referral::v1::DECISION_UNSPECIFIED;
+  std::string rationale;
+  std::string feedback;
+  std::string actor;
+};
+
+struct AcknowledgeCommand {
+  std::string referral_id;
+  std::string agency_id;  // must be the referral's agency, else NOT_FOUND
+  std::string actor;
+};
+
+struct AcknowledgeResult {
+  absl::Time acknowledged_at;
+  bool already_acknowledged = false;
+};
+
+struct RequeueCommand {
+  std::string referral_id;
+  std::string actor;
+};
+
+// One page of a listing, in the listing's order.
+struct ReferralPage {
+  std::vector<StoredReferral> referrals;
+  std::string next_page_token;  // empty on the last page
+};
+
+struct QueueCounts {
+  std::string queue;
+  int64_t ready = 0;
+  int64_t claimed = 0;
+  int64_t dead_letters = 0;
+  std::optional<absl::Time> oldest_ready_received_at;
+  int64_t overdue = 0;          // ready or claimed with due_at <= now
+  int64_t due_within_hour = 0;  // ready or claimed, now < due_at <= now+1h
+};
+
+class ReferralStore {
+ public:
+  // Opens (creating if needed) the store at options.path and recovers its
+  // queues, counts and leases. Leases that expired while closed are returned
+  // to their queues by the first reaper pass.
+  static absl::StatusOr<std::unique_ptr<ReferralStore>> Open(
+      StoreOptions options);
+
+  // Finishes every accepted mutation, stops the commit thread and closes the
+  // database cleanly.
+  virtual ~ReferralStore() = default;
+
+  ReferralStore(const ReferralStore&) = delete;
+  ReferralStore& operator=(const ReferralStore&) = delete;
+
+  // --- Mutations: each is one synced WriteBatch, then `done`. -------------
+  // Errors: NOT_FOUND unknown referral; FAILED_PRECONDITION wrong state or
+  // lease token; ALREADY_EXISTS idempotency key reused for another referral;
+  // INVALID_ARGUMENT malformed id; RESOURCE_EXHAUSTED disk full;
+  // UNAVAILABLE any other failure to commit (nothing was stored).
+
+  // Stores a referral and enqueues it. A repeated (agency, idempotency key)
+  // with the same referral returns the original with duplicate = true.
+  virtual void Submit(SubmitCommand command, Done<SubmitResult> done) = 0;
+  // Leases up to `max` ready referrals in delivery order (fewer, or none,
+  // when the queue holds fewer). Each record carries its new lease.
+  virtual void Claim(ClaimCommand command,
+                     Done<std::vector<StoredReferral>> done) = 0;
+  // Returns the new lease expiry.
+  virtual void Extend(ExtendCommand command, Done<absl::Time> done) = 0;
+  // Returns the referral's new state: QUEUED or DEAD_LETTERED.
+  virtual void Release(ReleaseCommand command,
+                       Done<::referral::v1::ReferralState> done) = 0;
+  // Returns the decision time.
+  virtual void Decide(DecideCommand command, Done<absl::Time> done) = 0;
+  virtual void AcknowledgeOutcome(AcknowledgeCommand command,
+                                  Done<AcknowledgeResult> done) = 0;
+  // Moves a dead letter back to its queue; returns the queue.
+  virtual void RequeueDeadLetter(RequeueCommand command,
+                                 Done<std::string> done) = 0;
+  // Returns every lease that expired by now to its queue (or to the dead
+  // letters); returns how many expired.
+  virtual void ExpireLeases(Done<int> done) = 0;
+
+  // --- Reads of committed state. -------------------------------------------
+
+  // NOT_FOUND for an unknown id, INVALID_ARGUMENT for a malformed one.
+  virtual absl::StatusOr<StoredReferral> GetReferral(
+      std::string_view referral_id) = 0;
+  // Ready referrals of a queue in delivery order.
+  virtual absl::StatusOr<ReferralPage> ListQueue(
+      std::string_view queue, int page_size, std::string_view page_token) = 0;
+  // Decided referrals of an agency whose outcome it has not acknowledged,
+  // oldest decision first.
+  virtual absl::StatusOr<ReferralPage> ListOutcomes(
+      std::string_view agency_id, int page_size,
+      std::string_view page_token) = 0;
+  // Dead letters of a queue, in the order they were dead-lettered.
+  virtual absl::StatusOr<ReferralPage> ListDeadLetters(
+      std::string_view queue, int page_size, std::string_view page_token) = 0;
+  // Counts for every queue that has ever held a referral, by queue name.
+  virtual std::vector<QueueCounts> GetQueueCounts(absl::Time now) = 0;
+  // Ready count of one queue (cheap: kept in memory).
+  virtual int64_t ReadyCount(std::string_view queue) = 0;
+
+ protected:
+  ReferralStore() = default;
+};
+
+}  // namespace referral::storage
+
+#endif  // REFERRAL_STORAGE_REFERRAL_STORE_H_

@@ -1,0 +1,82 @@
+#include "index_head.h"
+
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "key_codec.h"
+
+namespace referral::storage {
+
+void UndoLog::RollbackTo(Mark mark) {
+  while (steps_.size() > mark) {
+    std::move(steps_.back())();
+    steps_.pop_back();
+  }
+}
+
+IndexHead::IndexHead(std::string low_water, int64_t live)
+    : low_water_(std::move(low_water)), live_(live) {}
+
+void IndexHead::Insert(const std::string& key, const std::string& value,
+                       UndoLog* undo) {
+  if (key < low_water_) {
+    // Below the mark: remember it exactly rather than lowering the mark,
+    // which would make the next seek cross every tombstone in between.
+    stragglers_.emplace(key, value);
+    undo->Record([this, key] { stragglers_.erase(key); });
+  } else if (live_from_low_water() == 0) {
+    // Nothing live at or after the mark: the new key is the head.
+    SetLowWater(key, undo);
+  }
+  ++live_;
+  undo->Record([this] { --live_; });
+}
+
+void IndexHead::Erase(const std::string& key, UndoLog* undo) {
+  auto straggler = stragglers_.find(key);
+  if (straggler != stragglers_.end()) {
+    undo->Record(
+        [this, entry = *straggler] { stragglers_.insert(std::move(entry)); });
+    stragglers_.erase(straggler);
+  } else {
+    if (key > max_erased_) {
+      undo->Record([this, old = max_erased_] { max_erased_ = old; });
+      max_erased_ = key;
+    }
+    // The head may have gone: move the mark on before the next seek, so the
+    // tombstone just written is stepped over once, here, and never again.
+    SetNeedsAdvance(true, undo);
+  }
+  --live_;
+  undo->Record([this] { ++live_; });
+}
+
+void IndexHead::Advance(const std::optional<std::string>& first_live,
+                        UndoLog* undo) {
+  if (first_live.has_value()) {
+    if (*first_live > low_water_) SetLowWater(*first_live, undo);
+  } else if (!max_erased_.empty()) {
+    std::string past_erased = keys::Successor(max_erased_);
+    if (past_erased > low_water_) SetLowWater(std::move(past_erased), undo);
+  }
+  SetNeedsAdvance(false, undo);
+}
+
+void IndexHead::RaiseTo(const std::string& bound, UndoLog* undo) {
+  // Stragglers are below the old mark, so they stay below the new one.
+  if (bound > low_water_) SetLowWater(bound, undo);
+}
+
+void IndexHead::SetLowWater(std::string low_water, UndoLog* undo) {
+  undo->Record([this, old = low_water_] { low_water_ = old; });
+  low_water_ = std::move(low_water);
+}
+
+void IndexHead::SetNeedsAdvance(bool value, UndoLog* undo) {
+  if (needs_advance_ == value) return;
+  undo->Record([this, old = needs_advance_] { needs_advance_ = old; });
+  needs_advance_ = value;
+}
+
+}  // namespace referral::storage

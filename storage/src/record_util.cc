@@ -1,0 +1,117 @@
+#include "record_util.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <string_view>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "key_codec.h"
+
+namespace referral::storage {
+
+using ::referral::storage::v1::StoredReferral;
+using ::referral::v1::QueueEvent;
+
+int64_t ToMicros(absl::Time t) { return absl::ToUnixMicros(t); }
+
+absl::Time FromMicros(int64_t micros) { return absl::FromUnixMicros(micros); }
+
+::google::protobuf::Timestamp ToTimestamp(absl::Time t) {
+  const int64_t micros = ToMicros(t);
+  int64_t seconds = micros / 1'000'000;
+  int64_t rest = micros % 1'000'000;
+  if (rest < 0) {  // Timestamp nanos are never negative
+    rest += 1'000'000;
+    --seconds;
+  }
+  ::google::protobuf::Timestamp out;
+  out.set_seconds(seconds);
+  out.set_nanos(static_cast<int32_t>(rest * 1000));
+  return out;
+}
+
+absl::StatusOr<std::string> Fingerprint(
+    const ::referral::v1::Referral& referral) {
+  std::string bytes;
+  {
+    ::google::protobuf::io::StringOutputStream stream(&bytes);
+    ::google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    referral.SerializeToCodedStream(&coded);
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(),
+                 nullptr) != 1) {
+    return absl::UnavailableError("could not fingerprint the referral");
+  }
+  return std::string(reinterpret_cast<const char*>(digest), length);
+}
+
+absl::StatusOr<std::string> NewLeaseToken() {
+  unsigned char bytes[16];
+  if (RAND_bytes(bytes, sizeof(bytes)) != 1) {
+    return absl::UnavailableError("could not generate a lease token");
+  }
+  return keys::ToHex(
+      std::string_view(reinterpret_cast<const char*>(bytes), sizeof(bytes)));
+}
+
+bool LeaseTokensEqual(std::string_view a, std::string_view b) {
+  if (a.size() != b.size() || a.empty()) return false;
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+void AddHistory(StoredReferral& record, ::referral::v1::Stage stage,
+                absl::Time at, std::string_view actor, std::string_view queue,
+                std::string_view detail, int32_t delivery_attempt) {
+  ::referral::v1::AcknowledgementEvent* event = record.add_history();
+  event->set_stage(stage);
+  *event->mutable_at() = ToTimestamp(at);
+  event->set_actor(std::string(actor));
+  event->set_queue(std::string(queue));
+  event->set_detail(std::string(detail));
+  event->set_delivery_attempt(delivery_attempt);
+}
+
+QueueEvent MakeEvent(QueueEvent::Kind kind, const StoredReferral& record,
+                     std::string_view queue, absl::Time at,
+                     std::string_view worker) {
+  QueueEvent event;
+  event.set_kind(kind);
+  event.set_queue(std::string(queue));
+  event.set_referral_id(record.referral_id());
+  *event.mutable_at() = ToTimestamp(at);
+  event.set_priority_band(record.band());
+  *event.mutable_due_at() = ToTimestamp(FromMicros(record.due_at_us()));
+  event.set_worker(std::string(worker));
+  return event;
+}
+
+absl::Status FromRocksStatus(const rocksdb::Status& status,
+                             std::string_view what) {
+  // RocksDB messages name files and codes, never record content.
+  const std::string message =
+      absl::StrCat(std::string(what), " failed: ", status.ToString());
+  if (status.IsNoSpace() ||
+      (status.IsIOError() &&
+       absl::StrContains(status.ToString(), "No space"))) {
+    return absl::ResourceExhaustedError(message);
+  }
+  return absl::UnavailableError(message);
+}
+
+void LogWarning(std::string_view message) {
+  std::fprintf(stderr, "referral_storage: %.*s\n",
+               static_cast<int>(message.size()), message.data());
+}
+
+}  // namespace referral::storage

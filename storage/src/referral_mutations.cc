@@ -1,0 +1,677 @@
+// The store's mutations, applied on the commit thread to the group's write
+// batch. Each one validates first and then writes; if it fails part-way the
+// commit thread rolls the batch and the in-memory state back to where they
+// were before it (see RunGroup), so a failed mutation leaves nothing behind.
+//
+// Index entries are derived from the record (queue, band, due time, seq,
+// enqueue generation, lease expiry...), are Put once and SingleDeleted once.
+// A referral that re-enters a queue gets a new enqueue generation, hence new
+// keys, but keeps its band, due time and seq: its place in the queue.
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/civil_time.h"
+#include "absl/time/time.h"
+#include "key_codec.h"
+#include "record_util.h"
+#include "referral_store_impl.h"
+#include "rocksdb/perf_context.h"
+#include "rocksdb/perf_level.h"
+#include "storage/status_macros.h"
+
+namespace referral::storage {
+namespace {
+
+using ::referral::storage::v1::StoredLink;
+using ::referral::storage::v1::StoredReferral;
+using ::referral::v1::QueueEvent;
+using ::referral::v1::ReferralState;
+
+constexpr std::string_view kBrokerActor = "broker";
+// Claims and link look-ups are bounded so one mutation stays small.
+constexpr int kMaxClaim = 1000;
+constexpr int kMaxLinksPerChildKey = 1000;
+
+absl::Status FromBatch(const rocksdb::Status& s) {
+  return s.ok() ? absl::OkStatus() : FromRocksStatus(s, "batch");
+}
+
+std::string StateName(ReferralState state) {
+  return ::referral::v1::ReferralState_Name(state);
+}
+
+// The lease check shared by Extend, Release and Decide.
+absl::Status CheckLease(const StoredReferral& record, std::string_view token) {
+  if (record.state() != ::referral::v1::REFERRAL_STATE_CLAIMED) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "referral is not claimed (state ", StateName(record.state()), ")"));
+  }
+  if (!LeaseTokensEqual(record.lease().token(), token)) {
+    return absl::FailedPreconditionError("lease token is stale or wrong");
+  }
+  return absl::OkStatus();
+}
+
+int64_t SaturatingAdd(int64_t a, int64_t b) {
+  if (b > 0 && a > std::numeric_limits<int64_t>::max() - b) {
+    return std::numeric_limits<int64_t>::max();
+  }
+  if (b < 0 && a < std::numeric_limits<int64_t>::min() - b) {
+    return std::numeric_limits<int64_t>::min();
+  }
+  return a + b;
+}
+
+std::string ReadyKeyOf(const StoredReferral& r) {
+  return keys::EncodeReadyKey({r.queue(), static_cast<uint8_t>(r.band()),
+                               r.due_at_us(), r.seq(), r.enqueue_generation()});
+}
+std::string ArrivalKeyOf(const StoredReferral& r) {
+  return keys::EncodeArrivalKey({r.queue(), r.seq(), r.enqueue_generation()});
+}
+std::string LeaseKeyOf(const StoredReferral& r) {
+  return keys::EncodeLeaseKey(
+      {r.lease().expires_at_us(), r.seq(), r.enqueue_generation()});
+}
+std::string DeadLetterKeyOf(const StoredReferral& r) {
+  return keys::EncodeDeadLetterKey(
+      {r.queue(), r.dead_lettered_at_us(), r.seq(), r.enqueue_generation()});
+}
+std::string OutcomeKeyOf(const StoredReferral& r) {
+  return keys::EncodeOutcomeKey(
+      {r.agency_id(), r.decision().decided_at_us(), r.seq()});
+}
+
+absl::Status ValidateSubmit(const SubmitCommand& command) {
+  if (!keys::IsValidName(command.agency_id)) {
+    return absl::InvalidArgumentError("agency_id: not an agency id");
+  }
+  if (!keys::IsValidName(command.placement.queue)) {
+    return absl::InvalidArgumentError("placement.queue: not a queue name");
+  }
+  for (const std::string& queue : command.placement.notified_queues) {
+    if (!keys::IsValidName(queue)) {
+      return absl::InvalidArgumentError(
+          "placement.notified_queues: not a queue name");
+    }
+  }
+  switch (command.placement.band) {
+    case ::referral::v1::PRIORITY_BAND_IMMEDIATE_RISK:
+    case ::referral::v1::PRIORITY_BAND_RAISED:
+    case ::referral::v1::PRIORITY_BAND_STANDARD:
+      break;
+    default:
+      return absl::InvalidArgumentError("placement.band: must be set");
+  }
+  if (command.received_at == absl::InfiniteFuture() ||
+      command.received_at == absl::InfinitePast()) {
+    return absl::InvalidArgumentError("received_at: must be a real time");
+  }
+  for (const ChildMatchKey& key : command.child_keys) {
+    if (key.key.find('\0') != std::string::npos) {
+      return absl::InvalidArgumentError("child_keys: key contains a 0 byte");
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+// --- Records and indexes. --------------------------------------------------
+
+absl::StatusOr<StoredReferral> ReferralStoreImpl::LoadBySeq(Group& group,
+                                                            uint64_t seq) {
+  ASSIGN_OR_RETURN(std::optional<std::string> value,
+                   group.Get(cf(kReferrals), keys::ReferralKey(seq)));
+  if (!value) return absl::NotFoundError("referral not found");
+  StoredReferral record;
+  if (!record.ParseFromString(*value)) {
+    return absl::DataLossError(
+        absl::StrCat("stored referral ", seq, " is unreadable"));
+  }
+  return record;
+}
+
+absl::StatusOr<StoredReferral> ReferralStoreImpl::LoadById(
+    Group& group, std::string_view referral_id) {
+  std::optional<keys::ParsedReferralId> parsed =
+      keys::ParseReferralId(referral_id);
+  if (!parsed) {
+    return absl::InvalidArgumentError("referral_id: not a referral reference");
+  }
+  ASSIGN_OR_RETURN(StoredReferral record, LoadBySeq(group, parsed->seq));
+  if (record.referral_id() != referral_id) {
+    return absl::NotFoundError("referral not found");
+  }
+  return record;
+}
+
+absl::Status ReferralStoreImpl::PutRecord(Group& group,
+                                          const StoredReferral& record) {
+  return FromBatch(group.batch().Put(cf(kReferrals),
+                                     keys::ReferralKey(record.seq()),
+                                     record.SerializeAsString()));
+}
+
+absl::Status ReferralStoreImpl::AddToQueue(Group& group, QueueState& queue,
+                                           const StoredReferral& record) {
+  const std::string ready = ReadyKeyOf(record);
+  const std::string arrival = ArrivalKeyOf(record);
+  const std::string received = keys::EncodeTime(record.received_at_us());
+  RETURN_IF_ERROR(FromBatch(group.batch().Put(cf(kReady), ready, "")));
+  RETURN_IF_ERROR(
+      FromBatch(group.batch().Put(cf(kArrival), arrival, received)));
+  queue.ready.Insert(ready, "", &group.undo());
+  queue.arrival.Insert(arrival, received, &group.undo());
+  return absl::OkStatus();
+}
+
+absl::Status ReferralStoreImpl::RemoveFromQueue(Group& group, QueueState& queue,
+                                                const StoredReferral& record) {
+  const std::string ready = ReadyKeyOf(record);
+  const std::string arrival = ArrivalKeyOf(record);
+  RETURN_IF_ERROR(FromBatch(group.batch().SingleDelete(cf(kReady), ready)));
+  RETURN_IF_ERROR(FromBatch(group.batch().SingleDelete(cf(kArrival), arrival)));
+  queue.ready.Erase(ready, &group.undo());
+  queue.arrival.Erase(arrival, &group.undo());
+  return absl::OkStatus();
+}
+
+absl::Status ReferralStoreImpl::AddLease(Group& group, QueueState& queue,
+                                         const StoredReferral& record) {
+  const std::string key = LeaseKeyOf(record);
+  RETURN_IF_ERROR(
+      FromBatch(group.batch().Put(cf(kLeases), key, record.queue())));
+  group.Leases().Insert(key, record.queue(), &group.undo());
+  if (queue.claimed_due.emplace(record.seq(), record.due_at_us()).second) {
+    group.undo().Record(
+        [&queue, seq = record.seq()] { queue.claimed_due.erase(seq); });
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReferralStoreImpl::RemoveLease(Group& group, QueueState& queue,
+                                            const StoredReferral& record) {
+  const std::string key = LeaseKeyOf(record);
+  RETURN_IF_ERROR(FromBatch(group.batch().SingleDelete(cf(kLeases), key)));
+  group.Leases().Erase(key, &group.undo());
+  auto claimed = queue.claimed_due.find(record.seq());
+  if (claimed != queue.claimed_due.end()) {
+    group.undo().Record(
+        [&queue, entry = *claimed] { queue.claimed_due.insert(entry); });
+    queue.claimed_due.erase(claimed);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReferralStoreImpl::ReturnOrDeadLetter(Group& group,
+                                                   QueueState& queue,
+                                                   StoredReferral& record,
+                                                   absl::Time now,
+                                                   QueueEvent::Kind kind) {
+  record.clear_lease();
+  if (record.failed_deliveries() >= options_.max_deliveries) {
+    record.set_state(::referral::v1::REFERRAL_STATE_DEAD_LETTERED);
+    record.set_dead_lettered_at_us(ToMicros(now));
+    AddHistory(record, ::referral::v1::STAGE_DEAD_LETTERED, now, kBrokerActor,
+               record.queue(),
+               absl::StrCat("failed deliveries: ", record.failed_deliveries()),
+               record.delivery_attempts());
+    const std::string key = DeadLetterKeyOf(record);
+    RETURN_IF_ERROR(FromBatch(group.batch().Put(cf(kDeadLetters), key, "")));
+    queue.dead_letters.Insert(key, "", &group.undo());
+    group.events().push_back(
+        MakeEvent(QueueEvent::KIND_DEAD_LETTERED, record, record.queue(), now));
+    return absl::OkStatus();
+  }
+  // Back to its place: same band, due time and seq; new generation so that
+  // no index key is ever written twice.
+  record.set_state(::referral::v1::REFERRAL_STATE_QUEUED);
+  record.set_enqueue_generation(record.enqueue_generation() + 1);
+  record.set_queued_at_us(ToMicros(now));
+  RETURN_IF_ERROR(AddToQueue(group, queue, record));
+  group.events().push_back(MakeEvent(kind, record, record.queue(), now));
+  return absl::OkStatus();
+}
+
+// --- Submit. ---------------------------------------------------------------
+
+absl::Status ReferralStoreImpl::FindEarlierReferrals(
+    Group& group, const SubmitCommand& command, StoredReferral& record,
+    int* most_for_one_child) {
+  const int64_t received = record.received_at_us();
+  const int64_t from = SaturatingAdd(
+      received, -absl::ToInt64Microseconds(command.repeated_concern.window));
+  // Earlier referrals received up to and including this one's time.
+  const int64_t until = SaturatingAdd(received, 1);
+  std::map<int, std::set<std::string>> ids_by_child;
+  for (const ChildMatchKey& child : command.child_keys) {
+    if (child.key.empty()) continue;
+    const std::string end = keys::ChildLinkKeyBound(child.key, until);
+    std::unique_ptr<rocksdb::Iterator> it =
+        group.NewIterator(cf(kChildren), &end);
+    int seen = 0;
+    for (it->Seek(keys::ChildLinkKeyBound(child.key, from));
+         it->Valid() && it->key().compare(end) < 0 &&
+         seen < kMaxLinksPerChildKey;
+         it->Next(), ++seen) {
+      StoredLink link;
+      if (!link.ParseFromArray(it->value().data(),
+                               static_cast<int>(it->value().size()))) {
+        return absl::DataLossError("children index: unreadable entry");
+      }
+      if (!ids_by_child[child.child_index].insert(link.referral_id()).second) {
+        continue;  // already linked for this child (by another key)
+      }
+      link.set_child_index(child.child_index);
+      link.set_matched_by(child.matched_by);
+      *record.add_links() = std::move(link);
+    }
+    if (!it->status().ok()) return FromRocksStatus(it->status(), "read");
+  }
+  *most_for_one_child = 0;
+  for (const auto& [child, ids] : ids_by_child) {
+    *most_for_one_child =
+        std::max(*most_for_one_child, static_cast<int>(ids.size()));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SubmitResult> ReferralStoreImpl::ApplySubmit(
+    const SubmitCommand& command, Group& group) {
+  RETURN_IF_ERROR(ValidateSubmit(command));
+  ASSIGN_OR_RETURN(std::string fingerprint, Fingerprint(command.referral));
+
+  // Idempotency: the same (agency, key) with the same referral returns the
+  // original and writes nothing.
+  const std::string idempotency_key =
+      keys::EncodeIdempotencyKey({command.agency_id, command.idempotency_key});
+  if (!command.idempotency_key.empty()) {
+    ASSIGN_OR_RETURN(std::optional<std::string> existing,
+                     group.Get(cf(kIdempotency), idempotency_key));
+    if (existing) {
+      std::optional<uint64_t> seq = keys::ReadUint64(*existing);
+      if (!seq) return absl::DataLossError("idempotency entry is unreadable");
+      ASSIGN_OR_RETURN(StoredReferral original, LoadBySeq(group, *seq));
+      if (original.fingerprint() != fingerprint) {
+        return absl::AlreadyExistsError(
+            "idempotency_key: already used for a different referral");
+      }
+      return SubmitResult{std::move(original), /*duplicate=*/true};
+    }
+  }
+
+  const absl::Time now = options_.clock();
+  const uint64_t seq = group.next_seq();
+  const Placement& placement = command.placement;
+  StoredReferral record;
+  record.set_seq(seq);
+  record.set_referral_id(keys::FormatReferralId(
+      absl::ToCivilSecond(command.received_at, absl::UTCTimeZone()).year(),
+      seq));
+  record.set_agency_id(command.agency_id);
+  record.set_idempotency_key(command.idempotency_key);
+  record.set_fingerprint(fingerprint);
+  *record.mutable_referral() = command.referral;
+  record.set_received_at_us(ToMicros(command.received_at));
+  record.set_state(::referral::v1::REFERRAL_STATE_QUEUED);
+  record.set_queue(placement.queue);
+  record.set_band(placement.band);
+  record.set_due_at_us(ToMicros(placement.due_at));
+  for (const std::string& queue : placement.notified_queues) {
+    record.add_notified_queues(queue);
+  }
+  record.set_routing_rule(placement.routing_rule);
+  record.set_queued_at_us(ToMicros(now));
+  AddHistory(record, ::referral::v1::STAGE_RECEIVED, command.received_at,
+             command.actor, "", "");
+  AddHistory(record, ::referral::v1::STAGE_ROUTED, now, kBrokerActor,
+             placement.queue, placement.routing_rule);
+
+  // Repeated concerns: earlier referrals about the same child.
+  int most_for_one_child = 0;
+  RETURN_IF_ERROR(
+      FindEarlierReferrals(group, command, record, &most_for_one_child));
+  const RepeatedConcernPolicy& policy = command.repeated_concern;
+  if (policy.threshold > 0 && most_for_one_child >= policy.threshold) {
+    record.set_repeated_concern(true);
+    if (record.band() == ::referral::v1::PRIORITY_BAND_STANDARD) {
+      record.set_band(::referral::v1::PRIORITY_BAND_RAISED);
+      // Counts only: never anything about the child.
+      AddHistory(record, ::referral::v1::STAGE_PRIORITY_RAISED, now,
+                 kBrokerActor, placement.queue,
+                 absl::StrFormat("repeated concern: %d earlier referrals in "
+                                 "%d days",
+                                 most_for_one_child,
+                                 absl::ToInt64Hours(policy.window) / 24));
+    }
+  }
+
+  // Writes: the record, the seq high-water, idempotency, child links, the
+  // queue's marker and its ready and arrival entries.
+  QueueState* queue = group.Queue(placement.queue, /*create=*/true);
+  RETURN_IF_ERROR(PutRecord(group, record));
+  RETURN_IF_ERROR(FromBatch(group.batch().Put(cf(kMeta), keys::NextSeqMetaKey(),
+                                              keys::EncodeUint64(seq + 1))));
+  if (!command.idempotency_key.empty()) {
+    RETURN_IF_ERROR(FromBatch(group.batch().Put(
+        cf(kIdempotency), idempotency_key, keys::EncodeUint64(seq))));
+  }
+  StoredLink self;
+  self.set_referral_id(record.referral_id());
+  self.set_received_at_us(record.received_at_us());
+  self.set_agency_type(command.referral.referrer().agency_type());
+  const std::string self_value = self.SerializeAsString();
+  std::set<std::string> indexed;
+  for (const ChildMatchKey& child : command.child_keys) {
+    if (child.key.empty() || !indexed.insert(child.key).second) continue;
+    RETURN_IF_ERROR(FromBatch(group.batch().Put(
+        cf(kChildren),
+        keys::EncodeChildLinkKey({child.key, record.received_at_us(), seq}),
+        self_value)));
+  }
+  if (!queue->persisted) {
+    RETURN_IF_ERROR(FromBatch(group.batch().Put(
+        cf(kMeta), keys::KnownQueueMetaKey(placement.queue), "")));
+    queue->persisted = true;
+    group.undo().Record([queue] { queue->persisted = false; });
+  }
+  RETURN_IF_ERROR(AddToQueue(group, *queue, record));
+  group.next_seq() = seq + 1;
+  group.undo().Record([&group, seq] { group.next_seq() = seq; });
+
+  group.events().push_back(
+      MakeEvent(QueueEvent::KIND_ARRIVED, record, placement.queue, now));
+  for (const std::string& notified : placement.notified_queues) {
+    if (notified == placement.queue) continue;
+    group.events().push_back(
+        MakeEvent(QueueEvent::KIND_ARRIVED, record, notified, now));
+  }
+  return SubmitResult{std::move(record), /*duplicate=*/false};
+}
+
+// --- Claim. ----------------------------------------------------------------
+
+absl::StatusOr<std::vector<StoredReferral>> ReferralStoreImpl::ApplyClaim(
+    const ClaimCommand& command, Group& group) {
+  if (!keys::IsValidName(command.queue)) {
+    return absl::InvalidArgumentError("queue: not a queue name");
+  }
+  if (command.max < 1) {
+    return absl::InvalidArgumentError("max: must be at least 1");
+  }
+  if (command.lease <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("lease: must be positive");
+  }
+  std::vector<StoredReferral> claimed;
+  // A claim served from memory, or from an empty queue, steps over nothing.
+  last_claim_keys_skipped_.store(0);
+  last_claim_tombstones_skipped_.store(0);
+  QueueState* queue = group.Queue(command.queue, /*create=*/false);
+  if (queue == nullptr || queue->ready.live() == 0) return claimed;
+  const size_t max = static_cast<size_t>(std::min(command.max, kMaxClaim));
+
+  // The head: stragglers (known in memory) first, as they sort before the
+  // low-water mark; then one seek to the mark. Keys are collected before the
+  // batch is changed, as the batch iterator must not see its own updates.
+  std::vector<std::string> taken;
+  for (const auto& [key, value] : queue->ready.stragglers()) {
+    if (taken.size() == max) break;
+    taken.push_back(key);
+  }
+  bool sought = false;
+  std::optional<std::string> next_live;
+  if (taken.size() < max && queue->ready.live_from_low_water() > 0) {
+    sought = true;
+    const std::string end = keys::NamePrefixEnd(command.queue);
+    std::unique_ptr<rocksdb::Iterator> it = group.NewIterator(cf(kReady), &end);
+    // Count what RocksDB steps over to serve this claim (diagnostics; see
+    // referral_store_internal.h).
+    const rocksdb::PerfLevel previous = rocksdb::GetPerfLevel();
+    rocksdb::SetPerfLevel(rocksdb::PerfLevel::kEnableCount);
+    rocksdb::get_perf_context()->Reset();
+    it->Seek(queue->ready.low_water());
+    for (; it->Valid() && it->key().compare(end) < 0 && taken.size() < max;
+         it->Next()) {
+      taken.push_back(it->key().ToString());
+    }
+    if (it->Valid() && it->key().compare(end) < 0) {
+      next_live = it->key().ToString();
+    }
+    last_claim_keys_skipped_.store(
+        rocksdb::get_perf_context()->internal_key_skipped_count);
+    last_claim_tombstones_skipped_.store(
+        rocksdb::get_perf_context()->internal_delete_skipped_count);
+    rocksdb::SetPerfLevel(previous);
+    if (!it->status().ok()) return FromRocksStatus(it->status(), "read");
+  }
+
+  const absl::Time now = options_.clock();
+  for (const std::string& key : taken) {
+    std::optional<keys::ReadyKey> ready = keys::DecodeReadyKey(key);
+    if (!ready) return absl::DataLossError("ready index: unreadable key");
+    ASSIGN_OR_RETURN(StoredReferral record, LoadBySeq(group, ready->seq));
+    if (record.state() != ::referral::v1::REFERRAL_STATE_QUEUED ||
+        ReadyKeyOf(record) != key) {
+      return absl::DataLossError(
+          absl::StrCat("ready index out of step with referral ", ready->seq));
+    }
+    RETURN_IF_ERROR(RemoveFromQueue(group, *queue, record));
+    ASSIGN_OR_RETURN(std::string token, NewLeaseToken());
+    record.set_state(::referral::v1::REFERRAL_STATE_CLAIMED);
+    ::referral::storage::v1::Lease* lease = record.mutable_lease();
+    lease->set_token(token);
+    lease->set_worker(command.worker);
+    lease->set_claimed_at_us(ToMicros(now));
+    lease->set_expires_at_us(ToMicros(now + command.lease));
+    record.set_delivery_attempts(record.delivery_attempts() + 1);
+    if (record.first_claimed_at_us() == 0) {
+      record.set_first_claimed_at_us(ToMicros(now));
+    }
+    AddHistory(record, ::referral::v1::STAGE_CLAIMED, now, command.actor,
+               record.queue(), "", record.delivery_attempts());
+    RETURN_IF_ERROR(PutRecord(group, record));
+    RETURN_IF_ERROR(AddLease(group, *queue, record));
+    group.events().push_back(MakeEvent(QueueEvent::KIND_CLAIMED, record,
+                                       record.queue(), now, command.worker));
+    claimed.push_back(std::move(record));
+  }
+  // Everything from the mark up to the next live entry is now claimed: move
+  // the mark there so no later seek steps over these tombstones.
+  if (sought) queue->ready.Advance(next_live, &group.undo());
+  return claimed;
+}
+
+// --- Extend, release, decide. ----------------------------------------------
+
+absl::StatusOr<absl::Time> ReferralStoreImpl::ApplyExtend(
+    const ExtendCommand& command, Group& group) {
+  if (command.lease <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("lease: must be positive");
+  }
+  ASSIGN_OR_RETURN(StoredReferral record, LoadById(group, command.referral_id));
+  RETURN_IF_ERROR(CheckLease(record, command.lease_token));
+  const absl::Time now = options_.clock();
+  const absl::Time expires = now + command.lease;
+  QueueState* queue = group.Queue(record.queue(), /*create=*/true);
+  if (ToMicros(expires) != record.lease().expires_at_us()) {
+    RETURN_IF_ERROR(RemoveLease(group, *queue, record));
+    record.mutable_lease()->set_expires_at_us(ToMicros(expires));
+    RETURN_IF_ERROR(AddLease(group, *queue, record));
+  }
+  AddHistory(record, ::referral::v1::STAGE_CLAIM_EXTENDED, now, command.actor,
+             record.queue(), "", record.delivery_attempts());
+  RETURN_IF_ERROR(PutRecord(group, record));
+  group.events().push_back(MakeEvent(QueueEvent::KIND_EXTENDED, record,
+                                     record.queue(), now,
+                                     record.lease().worker()));
+  return expires;
+}
+
+absl::StatusOr<ReferralState> ReferralStoreImpl::ApplyRelease(
+    const ReleaseCommand& command, Group& group) {
+  ASSIGN_OR_RETURN(StoredReferral record, LoadById(group, command.referral_id));
+  RETURN_IF_ERROR(CheckLease(record, command.lease_token));
+  const absl::Time now = options_.clock();
+  QueueState* queue = group.Queue(record.queue(), /*create=*/true);
+  RETURN_IF_ERROR(RemoveLease(group, *queue, record));
+  record.set_failed_deliveries(record.failed_deliveries() + 1);
+  AddHistory(record, ::referral::v1::STAGE_RELEASED, now, command.actor,
+             record.queue(), command.reason, record.delivery_attempts());
+  RETURN_IF_ERROR(ReturnOrDeadLetter(group, *queue, record, now,
+                                     QueueEvent::KIND_RELEASED));
+  RETURN_IF_ERROR(PutRecord(group, record));
+  return record.state();
+}
+
+absl::StatusOr<absl::Time> ReferralStoreImpl::ApplyDecide(
+    const DecideCommand& command, Group& group) {
+  if (command.decision == ::referral::v1::DECISION_UNSPECIFIED ||
+      !::referral::v1::Decision_IsValid(command.decision)) {
+    return absl::InvalidArgumentError("decision: must be set");
+  }
+  ASSIGN_OR_RETURN(StoredReferral record, LoadById(group, command.referral_id));
+  RETURN_IF_ERROR(CheckLease(record, command.lease_token));
+  const absl::Time now = options_.clock();
+  QueueState* queue = group.Queue(record.queue(), /*create=*/true);
+  RETURN_IF_ERROR(RemoveLease(group, *queue, record));
+  record.clear_lease();
+  record.set_state(::referral::v1::REFERRAL_STATE_DECIDED);
+  ::referral::storage::v1::DecisionRecord* decision = record.mutable_decision();
+  decision->set_decision(command.decision);
+  decision->set_rationale(command.rationale);
+  decision->set_feedback(command.feedback);
+  decision->set_decided_by(command.actor);
+  decision->set_decided_at_us(ToMicros(now));
+  AddHistory(record, ::referral::v1::STAGE_DECIDED, now, command.actor,
+             record.queue(), ::referral::v1::Decision_Name(command.decision),
+             record.delivery_attempts());
+  const std::string outcome = OutcomeKeyOf(record);
+  RETURN_IF_ERROR(FromBatch(group.batch().Put(cf(kOutcomes), outcome, "")));
+  group.Outcomes(record.agency_id()).Insert(outcome, "", &group.undo());
+  RETURN_IF_ERROR(PutRecord(group, record));
+  group.events().push_back(
+      MakeEvent(QueueEvent::KIND_DECIDED, record, record.queue(), now));
+  return now;
+}
+
+// --- Outcomes and dead letters. --------------------------------------------
+
+absl::StatusOr<AcknowledgeResult> ReferralStoreImpl::ApplyAcknowledge(
+    const AcknowledgeCommand& command, Group& group) {
+  ASSIGN_OR_RETURN(StoredReferral record, LoadById(group, command.referral_id));
+  // Another agency's referral looks exactly like an unknown one.
+  if (record.agency_id() != command.agency_id) {
+    return absl::NotFoundError("referral not found");
+  }
+  if (record.state() == ::referral::v1::REFERRAL_STATE_OUTCOME_ACKNOWLEDGED) {
+    return AcknowledgeResult{FromMicros(record.outcome_acknowledged_at_us()),
+                             /*already_acknowledged=*/true};
+  }
+  if (record.state() != ::referral::v1::REFERRAL_STATE_DECIDED) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("referral has no outcome to acknowledge (state ",
+                     StateName(record.state()), ")"));
+  }
+  const absl::Time now = options_.clock();
+  const std::string outcome = OutcomeKeyOf(record);
+  RETURN_IF_ERROR(
+      FromBatch(group.batch().SingleDelete(cf(kOutcomes), outcome)));
+  group.Outcomes(record.agency_id()).Erase(outcome, &group.undo());
+  record.set_state(::referral::v1::REFERRAL_STATE_OUTCOME_ACKNOWLEDGED);
+  record.set_outcome_acknowledged_at_us(ToMicros(now));
+  AddHistory(record, ::referral::v1::STAGE_OUTCOME_ACKNOWLEDGED, now,
+             command.actor, record.queue(), "");
+  RETURN_IF_ERROR(PutRecord(group, record));
+  return AcknowledgeResult{now, /*already_acknowledged=*/false};
+}
+
+absl::StatusOr<std::string> ReferralStoreImpl::ApplyRequeue(
+    const RequeueCommand& command, Group& group) {
+  ASSIGN_OR_RETURN(StoredReferral record, LoadById(group, command.referral_id));
+  if (record.state() != ::referral::v1::REFERRAL_STATE_DEAD_LETTERED) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("referral is not dead-lettered (state ",
+                     StateName(record.state()), ")"));
+  }
+  const absl::Time now = options_.clock();
+  QueueState* queue = group.Queue(record.queue(), /*create=*/true);
+  const std::string dead = DeadLetterKeyOf(record);
+  RETURN_IF_ERROR(
+      FromBatch(group.batch().SingleDelete(cf(kDeadLetters), dead)));
+  queue->dead_letters.Erase(dead, &group.undo());
+  record.set_dead_lettered_at_us(0);
+  record.set_failed_deliveries(0);
+  record.set_state(::referral::v1::REFERRAL_STATE_QUEUED);
+  record.set_enqueue_generation(record.enqueue_generation() + 1);
+  record.set_queued_at_us(ToMicros(now));
+  AddHistory(record, ::referral::v1::STAGE_REQUEUED, now, command.actor,
+             record.queue(), "");
+  RETURN_IF_ERROR(AddToQueue(group, *queue, record));
+  RETURN_IF_ERROR(PutRecord(group, record));
+  group.events().push_back(
+      MakeEvent(QueueEvent::KIND_REQUEUED, record, record.queue(), now));
+  return record.queue();
+}
+
+// --- Lease expiry. ---------------------------------------------------------
+
+absl::StatusOr<int> ReferralStoreImpl::ApplyExpireLeases(Group& group) {
+  const absl::Time now = options_.clock();
+  // Lease keys expiring at or before now sort below this bound.
+  const std::string bound =
+      keys::LeaseKeyBound(SaturatingAdd(ToMicros(now), 1));
+  IndexHead& leases = group.Leases();
+  if (leases.live() == 0) return 0;
+
+  std::vector<std::string> expired;
+  for (const auto& [key, value] : leases.stragglers()) {
+    if (key >= bound) break;
+    expired.push_back(key);
+  }
+  if (leases.live_from_low_water() > 0 && leases.low_water() < bound) {
+    std::unique_ptr<rocksdb::Iterator> it =
+        group.NewIterator(cf(kLeases), &bound);
+    for (it->Seek(leases.low_water());
+         it->Valid() && it->key().compare(bound) < 0; it->Next()) {
+      expired.push_back(it->key().ToString());
+    }
+    if (!it->status().ok()) return FromRocksStatus(it->status(), "read");
+  }
+
+  for (const std::string& key : expired) {
+    std::optional<keys::LeaseKey> lease = keys::DecodeLeaseKey(key);
+    if (!lease) return absl::DataLossError("lease index: unreadable key");
+    ASSIGN_OR_RETURN(StoredReferral record, LoadBySeq(group, lease->seq));
+    if (record.state() != ::referral::v1::REFERRAL_STATE_CLAIMED ||
+        LeaseKeyOf(record) != key) {
+      return absl::DataLossError(
+          absl::StrCat("lease index out of step with referral ", lease->seq));
+    }
+    QueueState* queue = group.Queue(record.queue(), /*create=*/true);
+    RETURN_IF_ERROR(RemoveLease(group, *queue, record));
+    record.set_failed_deliveries(record.failed_deliveries() + 1);
+    AddHistory(record, ::referral::v1::STAGE_LEASE_EXPIRED, now, kBrokerActor,
+               record.queue(), "", record.delivery_attempts());
+    RETURN_IF_ERROR(ReturnOrDeadLetter(group, *queue, record, now,
+                                       QueueEvent::KIND_LEASE_EXPIRED));
+    RETURN_IF_ERROR(PutRecord(group, record));
+  }
+  // Nothing live below the bound remains: later passes start there.
+  leases.RaiseTo(bound, &group.undo());
+  return static_cast<int>(expired.size());
+}
+
+}  // namespace referral::storage

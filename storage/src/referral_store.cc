@@ -1,0 +1,1087 @@
+// ReferralStore::Open, the group-commit machinery and the reads. The
+// mutations themselves are in referral_mutations.cc.
+//
+// RocksDB choices:
+//  - Every write is one WriteBatch with WriteOptions::sync, so an OK reply
+//    means the whole change is in the synced write-ahead log.
+//  - Index column families (ready, arrival, leases, dead letters, outcomes)
+//    only ever Put a key once and SingleDelete it once, and use
+//    NewCompactOnDeletionCollectorFactory: SST files dense with tombstones
+//    are compacted early, where a SingleDelete and its Put cancel out. The
+//    design does not rely on that for bounded claims (IndexHead does); it
+//    just keeps the files small.
+//  - Referrals get a bloom filter (point lookups by seq); one LRU block
+//    cache is shared by all families.
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "key_codec.h"
+#include "record_util.h"
+#include "referral_store_impl.h"
+#include "referral_store_internal.h"
+#include "rocksdb/cache.h"
+#include "rocksdb/db.h"
+#include "rocksdb/filter_policy.h"
+#include "rocksdb/options.h"
+#include "rocksdb/perf_context.h"
+#include "rocksdb/perf_level.h"
+#include "rocksdb/table.h"
+#include "rocksdb/utilities/table_properties_collectors.h"
+#include "storage/status_macros.h"
+
+namespace referral::storage {
+namespace {
+
+using ::referral::storage::v1::StoredReferral;
+using ::referral::v1::QueueEvent;
+
+constexpr int kDefaultPageSize = 50;
+constexpr int kMaxPageSize = 1000;
+
+const char* const kFamilyNames[ReferralStoreImpl::kFamilyCount] = {
+    "default",  // rocksdb::kDefaultColumnFamilyName
+    "referrals",    "ready",       "arrival",  "leases",
+    "dead_letters", "idempotency", "outcomes", "children",
+};
+
+bool IsIndexFamily(int family) {
+  switch (family) {
+    case ReferralStoreImpl::kReady:
+    case ReferralStoreImpl::kArrival:
+    case ReferralStoreImpl::kLeases:
+    case ReferralStoreImpl::kDeadLetters:
+    case ReferralStoreImpl::kOutcomes:
+      return true;
+    default:
+      return false;
+  }
+}
+
+rocksdb::ColumnFamilyOptions FamilyOptions(
+    int family, const std::shared_ptr<rocksdb::Cache>& cache) {
+  rocksdb::ColumnFamilyOptions options;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = cache;
+  if (family == ReferralStoreImpl::kReferrals ||
+      family == ReferralStoreImpl::kIdempotency) {
+    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  }
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  // Records are the bulk of the data; index entries are ~30 bytes each.
+  options.write_buffer_size =
+      family == ReferralStoreImpl::kReferrals ? 32 << 20 : 8 << 20;
+  if (IsIndexFamily(family)) {
+    // Mark a file for compaction when any 128 consecutive entries hold 64
+    // or more tombstones, or half the file is tombstones.
+    options.table_properties_collector_factories.push_back(
+        rocksdb::NewCompactOnDeletionCollectorFactory(128, 64, 0.5));
+  }
+  return options;
+}
+
+rocksdb::DBOptions DatabaseOptions() {
+  rocksdb::DBOptions options;
+  options.create_if_missing = true;
+  options.create_missing_column_families = true;
+  options.max_background_jobs = 2;
+  options.keep_log_file_num = 3;
+  options.bytes_per_sync = 1 << 20;
+  // Bound the write-ahead log so that rarely written families get flushed.
+  options.max_total_wal_size = 256 << 20;
+  return options;
+}
+
+// Parses a page token: the hex of the last key of the previous page, which
+// must be a key of this listing.
+absl::StatusOr<std::optional<std::string>> ParsePageToken(
+    std::string_view token, const std::string& prefix,
+    absl::FunctionRef<std::optional<uint64_t>(std::string_view)> seq_of) {
+  if (token.empty()) return std::optional<std::string>();
+  std::optional<std::string> key = keys::FromHex(token);
+  if (!key || key->compare(0, prefix.size(), prefix) != 0 ||
+      !seq_of(*key).has_value()) {
+    return absl::InvalidArgumentError(
+        "page_token: not a page token of this listing");
+  }
+  return key;
+}
+
+int ClampPageSize(int page_size) {
+  if (page_size <= 0) return kDefaultPageSize;
+  return std::min(page_size, kMaxPageSize);
+}
+
+template <typename T>
+class TypedOp final : public Op {
+ public:
+  using ApplyFn = absl::AnyInvocable<absl::StatusOr<T>(Group&)>;
+  TypedOp(ApplyFn apply, Done<T> done)
+      : apply_(std::move(apply)), done_(std::move(done)) {}
+
+  absl::Status Apply(Group& group) override {
+    absl::StatusOr<T> result = apply_(group);
+    if (!result.ok()) return result.status();
+    result_ = std::move(result);
+    return absl::OkStatus();
+  }
+  void Complete(absl::Status status) override {
+    if (status.ok() && result_.has_value()) {
+      std::move(done_)(*std::move(result_));
+    } else {
+      std::move(done_)(status.ok() ? absl::InternalError("no result") : status);
+    }
+  }
+
+ private:
+  ApplyFn apply_;
+  Done<T> done_;
+  std::optional<absl::StatusOr<T>> result_;
+};
+
+template <typename T>
+std::unique_ptr<Op> MakeOp(typename TypedOp<T>::ApplyFn apply, Done<T> done) {
+  return std::make_unique<TypedOp<T>>(std::move(apply), std::move(done));
+}
+
+// The first key in [from, upper) of an iterator, or nullopt.
+absl::StatusOr<std::optional<std::string>> FirstKey(rocksdb::Iterator& it,
+                                                    const std::string& from,
+                                                    const std::string* upper) {
+  it.Seek(from);
+  if (it.Valid() && (upper == nullptr || it.key().compare(*upper) < 0)) {
+    return std::optional<std::string>(it.key().ToString());
+  }
+  if (!it.status().ok()) return FromRocksStatus(it.status(), "index read");
+  return std::optional<std::string>();
+}
+
+}  // namespace
+
+// --- Group. ----------------------------------------------------------------
+
+Group::Group(const CommittedState& committed, rocksdb::DB* db)
+    : committed_(committed),
+      db_(db),
+      batch_(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true),
+      next_seq_(committed.next_seq) {}
+
+QueueState* Group::Queue(const std::string& name, bool create) {
+  auto it = queues_.find(name);
+  if (it != queues_.end()) return &it->second;
+  auto committed = committed_.queues.find(name);
+  if (committed != committed_.queues.end()) {
+    return &queues_.emplace(name, committed->second).first->second;
+  }
+  if (!create) return nullptr;
+  const std::string prefix = keys::NamePrefix(name);
+  QueueState fresh;
+  fresh.ready = IndexHead(prefix, 0);
+  fresh.arrival = IndexHead(prefix, 0);
+  fresh.dead_letters = IndexHead(prefix, 0);
+  QueueState* created = &queues_.emplace(name, std::move(fresh)).first->second;
+  // If the mutation that saw this queue first fails, forget the queue.
+  undo_.Record([this, name] { queues_.erase(name); });
+  return created;
+}
+
+IndexHead& Group::Outcomes(const std::string& agency_id) {
+  auto it = outcomes_.find(agency_id);
+  if (it != outcomes_.end()) return it->second;
+  auto committed = committed_.outcomes.find(agency_id);
+  IndexHead head = committed != committed_.outcomes.end()
+                       ? committed->second
+                       : IndexHead(keys::NamePrefix(agency_id), 0);
+  return outcomes_.emplace(agency_id, std::move(head)).first->second;
+}
+
+IndexHead& Group::Leases() {
+  if (!leases_.has_value()) leases_ = committed_.leases;
+  return *leases_;
+}
+
+absl::StatusOr<std::optional<std::string>> Group::Get(
+    rocksdb::ColumnFamilyHandle* cf, const std::string& key) {
+  std::string value;
+  rocksdb::Status s =
+      batch_.GetFromBatchAndDB(db_, rocksdb::ReadOptions(), cf, key, &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return FromRocksStatus(s, "read");
+  return std::optional<std::string>(std::move(value));
+}
+
+namespace {
+
+// A DB iterator reads its upper bound through a pointer held in the
+// ReadOptions it was made with; this wrapper keeps that Slice alive.
+class BoundedIterator final : public rocksdb::Iterator {
+ public:
+  BoundedIterator(rocksdb::Iterator* inner,
+                  std::unique_ptr<rocksdb::Slice> bound)
+      : inner_(inner), bound_(std::move(bound)) {}
+  bool Valid() const override { return inner_->Valid(); }
+  void SeekToFirst() override { inner_->SeekToFirst(); }
+  void SeekToLast() override { inner_->SeekToLast(); }
+  void Seek(const rocksdb::Slice& target) override { inner_->Seek(target); }
+  void SeekForPrev(const rocksdb::Slice& target) override {
+    inner_->SeekForPrev(target);
+  }
+  void Next() override { inner_->Next(); }
+  void Prev() override { inner_->Prev(); }
+  rocksdb::Slice key() const override { return inner_->key(); }
+  rocksdb::Slice value() const override { return inner_->value(); }
+  rocksdb::Status status() const override { return inner_->status(); }
+
+ private:
+  std::unique_ptr<rocksdb::Iterator> inner_;  // destroyed before bound_
+  std::unique_ptr<rocksdb::Slice> bound_;
+};
+
+}  // namespace
+
+std::unique_ptr<rocksdb::Iterator> Group::NewIterator(
+    rocksdb::ColumnFamilyHandle* cf, const std::string* upper) {
+  std::unique_ptr<rocksdb::Slice> bound;
+  rocksdb::ReadOptions read;
+  if (upper != nullptr) {
+    bound = std::make_unique<rocksdb::Slice>(*upper);
+    read.iterate_upper_bound = bound.get();
+  }
+  rocksdb::Iterator* base = db_->NewIterator(read, cf);
+  return std::make_unique<BoundedIterator>(batch_.NewIteratorWithBase(cf, base),
+                                           std::move(bound));
+}
+
+// --- Open. -----------------------------------------------------------------
+
+absl::StatusOr<std::unique_ptr<ReferralStore>> ReferralStore::Open(
+    StoreOptions options) {
+  ASSIGN_OR_RETURN(auto store, ReferralStoreImpl::OpenImpl(std::move(options)));
+  return std::unique_ptr<ReferralStore>(std::move(store));
+}
+
+absl::StatusOr<std::unique_ptr<ReferralStoreImpl>> ReferralStoreImpl::OpenImpl(
+    StoreOptions options) {
+  if (options.path.empty()) {
+    return absl::InvalidArgumentError("path: the data directory is required");
+  }
+  if (options.max_deliveries < 1) {
+    return absl::InvalidArgumentError("max_deliveries: must be at least 1");
+  }
+  if (options.max_group_size < 1) {
+    return absl::InvalidArgumentError("max_group_size: must be at least 1");
+  }
+  if (!options.clock) options.clock = [] { return absl::Now(); };
+  std::error_code error;
+  std::filesystem::create_directories(options.path, error);
+  if (error) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot create the data directory: ", error.message()));
+  }
+
+  auto cache = rocksdb::NewLRUCache(64 << 20);
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (int family = 0; family < kFamilyCount; ++family) {
+    descriptors.emplace_back(kFamilyNames[family],
+                             FamilyOptions(family, cache));
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(DatabaseOptions(), options.path,
+                                        descriptors, &handles, &db);
+  if (!s.ok()) return FromRocksStatus(s, "open");
+
+  std::unique_ptr<ReferralStoreImpl> store(
+      new ReferralStoreImpl(std::move(options), db, std::move(handles)));
+  RETURN_IF_ERROR(store->Recover());
+  store->StartThreads();
+  return store;
+}
+
+ReferralStoreImpl::ReferralStoreImpl(
+    StoreOptions options, rocksdb::DB* db,
+    std::vector<rocksdb::ColumnFamilyHandle*> families)
+    : options_(std::move(options)),
+      db_(db),
+      families_(std::move(families)),
+      sync_write_([] {
+        rocksdb::WriteOptions write;
+        write.sync = true;
+        return write;
+      }()) {}
+
+ReferralStoreImpl::~ReferralStoreImpl() {
+  {
+    absl::MutexLock lock(&reaper_mu_);
+    reaper_stop_ = true;
+  }
+  if (reaper_thread_.joinable()) reaper_thread_.join();
+  {
+    absl::MutexLock lock(&queue_mu_);
+    closing_ = true;  // the commit thread drains what is pending, then exits
+  }
+  if (commit_thread_.joinable()) commit_thread_.join();
+  {
+    absl::WriterMutexLock lock(&state_mu_);
+    committed_.snapshot.reset();
+  }
+  if (db_ == nullptr) return;
+  // Flush so the next Open replays no log; every write is already synced.
+  rocksdb::FlushOptions flush;
+  flush.wait = true;
+  rocksdb::Status s = db_->Flush(flush, families_);
+  if (!s.ok()) LogWarning(absl::StrCat("flush at close: ", s.ToString()));
+  s = db_->SyncWAL();
+  if (!s.ok()) LogWarning(absl::StrCat("WAL sync at close: ", s.ToString()));
+  for (rocksdb::ColumnFamilyHandle* handle : families_) {
+    s = db_->DestroyColumnFamilyHandle(handle);
+    if (!s.ok()) LogWarning(absl::StrCat("closing a family: ", s.ToString()));
+  }
+  families_.clear();
+  s = db_->Close();
+  if (!s.ok()) LogWarning(absl::StrCat("close: ", s.ToString()));
+}
+
+absl::Status ReferralStoreImpl::Recover() {
+  // Runs before any thread starts; the lock only satisfies the annotations.
+  absl::WriterMutexLock lock(&state_mu_);
+  CommittedState& state = committed_;
+  rocksdb::ReadOptions read;
+  read.fill_cache = false;
+
+  // The next seq: the stored high-water, never below the last record + 1.
+  std::string value;
+  rocksdb::Status s = db_->Get(read, cf(kMeta), keys::NextSeqMetaKey(), &value);
+  if (s.ok()) {
+    std::optional<uint64_t> next = keys::ReadUint64(value);
+    if (!next) return absl::DataLossError("meta: next seq is unreadable");
+    state.next_seq = std::max<uint64_t>(*next, 1);
+  } else if (!s.IsNotFound()) {
+    return FromRocksStatus(s, "recovery");
+  }
+  {
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(read, cf(kReferrals)));
+    it->SeekToLast();
+    if (it->Valid()) {
+      std::optional<uint64_t> last =
+          keys::DecodeReferralKey(it->key().ToStringView());
+      if (!last) return absl::DataLossError("referrals: unreadable key");
+      state.next_seq = std::max(state.next_seq, *last + 1);
+    }
+    if (!it->status().ok()) return FromRocksStatus(it->status(), "recovery");
+  }
+
+  auto queue = [&](const std::string& name) -> QueueState& {
+    auto [it, inserted] = state.queues.try_emplace(name);
+    if (inserted) {
+      const std::string prefix = keys::NamePrefix(name);
+      it->second.ready = IndexHead(prefix, 0);
+      it->second.arrival = IndexHead(prefix, 0);
+      it->second.dead_letters = IndexHead(prefix, 0);
+    }
+    return it->second;
+  };
+
+  // Each index is scanned once here: the only time the tombstones at the
+  // heads of the queues are crossed. Each range's first live key becomes
+  // its low-water mark.
+  struct Range {
+    std::string first;
+    int64_t live = 0;
+  };
+  auto scan =
+      [&](Family family,
+          absl::FunctionRef<std::optional<std::string>(std::string_view,
+                                                       std::string_view)>
+              range_of) -> absl::StatusOr<std::map<std::string, Range>> {
+    std::map<std::string, Range> ranges;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, cf(family)));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      std::optional<std::string> range =
+          range_of(it->key().ToStringView(), it->value().ToStringView());
+      if (!range) {
+        return absl::DataLossError(
+            absl::StrCat(kFamilyNames[family], ": unreadable index key"));
+      }
+      Range& r = ranges[*range];
+      if (r.live++ == 0) r.first = it->key().ToString();
+    }
+    if (!it->status().ok()) return FromRocksStatus(it->status(), "recovery");
+    return ranges;
+  };
+
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, cf(kMeta)));
+    const std::string prefix = keys::NamePrefix("queue");
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+         it->Next()) {
+      std::optional<std::string> name =
+          keys::DecodeKnownQueueMetaKey(it->key().ToStringView());
+      if (!name) return absl::DataLossError("meta: unreadable queue key");
+      queue(*name).persisted = true;
+    }
+    if (!it->status().ok()) return FromRocksStatus(it->status(), "recovery");
+  }
+
+  ASSIGN_OR_RETURN(
+      auto ready, scan(kReady, [](std::string_view key, std::string_view) {
+        auto k = keys::DecodeReadyKey(key);
+        return k ? std::optional<std::string>(k->queue) : std::nullopt;
+      }));
+  for (auto& [name, range] : ready) {
+    queue(name).ready = IndexHead(range.first, range.live);
+  }
+  ASSIGN_OR_RETURN(
+      auto arrival, scan(kArrival, [](std::string_view key, std::string_view) {
+        auto k = keys::DecodeArrivalKey(key);
+        return k ? std::optional<std::string>(k->queue) : std::nullopt;
+      }));
+  for (auto& [name, range] : arrival) {
+    queue(name).arrival = IndexHead(range.first, range.live);
+  }
+  ASSIGN_OR_RETURN(
+      auto dead, scan(kDeadLetters, [](std::string_view key, std::string_view) {
+        auto k = keys::DecodeDeadLetterKey(key);
+        return k ? std::optional<std::string>(k->queue) : std::nullopt;
+      }));
+  for (auto& [name, range] : dead) {
+    queue(name).dead_letters = IndexHead(range.first, range.live);
+  }
+  ASSIGN_OR_RETURN(auto outcomes,
+                   scan(kOutcomes, [](std::string_view key, std::string_view) {
+                     auto k = keys::DecodeOutcomeKey(key);
+                     return k ? std::optional<std::string>(k->agency_id)
+                              : std::nullopt;
+                   }));
+  for (auto& [agency, range] : outcomes) {
+    state.outcomes[agency] = IndexHead(range.first, range.live);
+  }
+
+  // Leases: rebuild the claimed referrals' due times from their records.
+  std::vector<std::pair<uint64_t, std::string>> leased;
+  ASSIGN_OR_RETURN(auto leases, scan(kLeases, [&](std::string_view key,
+                                                  std::string_view value) {
+                     auto k = keys::DecodeLeaseKey(key);
+                     if (!k || !keys::IsValidName(value)) {
+                       return std::optional<std::string>();
+                     }
+                     leased.emplace_back(k->seq, std::string(value));
+                     return std::optional<std::string>("");
+                   }));
+  state.leases = leases.empty() ? IndexHead("", 0)
+                                : IndexHead(leases[""].first, leases[""].live);
+  for (const auto& [seq, name] : leased) {
+    s = db_->Get(read, cf(kReferrals), keys::ReferralKey(seq), &value);
+    StoredReferral record;
+    if (!s.ok() || !record.ParseFromString(value)) {
+      return absl::DataLossError(
+          absl::StrCat("leases: no readable record for seq ", seq));
+    }
+    queue(name).claimed_due[seq] = record.due_at_us();
+  }
+
+  state.snapshot = NewSnapshot();
+  return absl::OkStatus();
+}
+
+void ReferralStoreImpl::StartThreads() {
+  commit_thread_ = std::thread([this] { CommitLoop(); });
+  if (options_.lease_check_interval > absl::ZeroDuration()) {
+    reaper_thread_ = std::thread([this] { ReaperLoop(); });
+  }
+}
+
+std::shared_ptr<const rocksdb::Snapshot> ReferralStoreImpl::NewSnapshot() {
+  rocksdb::DB* db = db_.get();
+  return std::shared_ptr<const rocksdb::Snapshot>(
+      db->GetSnapshot(),
+      [db](const rocksdb::Snapshot* s) { db->ReleaseSnapshot(s); });
+}
+
+// --- Mutations: enqueue. ---------------------------------------------------
+
+void ReferralStoreImpl::Enqueue(std::unique_ptr<Op> op) {
+  {
+    absl::MutexLock lock(&queue_mu_);
+    if (!closing_) {
+      pending_.push_back(std::move(op));
+      return;
+    }
+  }
+  op->Complete(absl::UnavailableError("the referral store is closing"));
+}
+
+void ReferralStoreImpl::Submit(SubmitCommand command, Done<SubmitResult> done) {
+  Enqueue(MakeOp<SubmitResult>(
+      [this, command = std::move(command)](Group& group) {
+        return ApplySubmit(command, group);
+      },
+      std::move(done)));
+}
+
+void ReferralStoreImpl::Claim(ClaimCommand command,
+                              Done<std::vector<StoredReferral>> done) {
+  Enqueue(MakeOp<std::vector<StoredReferral>>(
+      [this, command = std::move(command)](Group& group) {
+        return ApplyClaim(command, group);
+      },
+      std::move(done)));
+}
+
+void ReferralStoreImpl::Extend(ExtendCommand command, Done<absl::Time> done) {
+  Enqueue(MakeOp<absl::Time>(
+      [this, command = std::move(command)](Group& group) {
+        return ApplyExtend(command, group);
+      },
+      std::move(done)));
+}
+
+void ReferralStoreImpl::Release(ReleaseCommand command,
+                                Done<::referral::v1::ReferralState> done) {
+  Enqueue(MakeOp<::referral::v1::ReferralState>(
+      [this, command = std::move(command)](Group& group) {
+        return ApplyRelease(command, group);
+      },
+      std::move(done)));
+}
+
+void ReferralStoreImpl::Decide(DecideCommand command, Done<absl::Time> done) {
+  Enqueue(MakeOp<absl::Time>(
+      [this, command = std::move(command)](Group& group) {
+        return ApplyDecide(command, group);
+      },
+      std::move(done)));
+}
+
+void ReferralStoreImpl::AcknowledgeOutcome(AcknowledgeCommand command,
+                                           Done<AcknowledgeResult> done) {
+  Enqueue(MakeOp<AcknowledgeResult>(
+      [this, command = std::move(command)](Group& group) {
+        return ApplyAcknowledge(command, group);
+      },
+      std::move(done)));
+}
+
+void ReferralStoreImpl::RequeueDeadLetter(RequeueCommand command,
+                                          Done<std::string> done) {
+  Enqueue(MakeOp<std::string>(
+      [this, command = std::move(command)](Group& group) {
+        return ApplyRequeue(command, group);
+      },
+      std::move(done)));
+}
+
+void ReferralStoreImpl::ExpireLeases(Done<int> done) {
+  Enqueue(MakeOp<int>([this](Group& group) { return ApplyExpireLeases(group); },
+                      std::move(done)));
+}
+
+// --- Group commit. ---------------------------------------------------------
+
+void ReferralStoreImpl::CommitLoop() {
+  for (;;) {
+    std::vector<std::unique_ptr<Op>> ops;
+    {
+      absl::MutexLock lock(&queue_mu_);
+      queue_mu_.Await(
+          absl::Condition(this, &ReferralStoreImpl::HasPendingOrClosing));
+      if (pending_.empty()) return;  // closing, and everything is done
+      const size_t n = std::min(pending_.size(),
+                                static_cast<size_t>(options_.max_group_size));
+      ops.reserve(n);
+      for (size_t i = 0; i < n; ++i) {
+        ops.push_back(std::move(pending_.front()));
+        pending_.pop_front();
+      }
+    }
+    RunGroup(ops);
+  }
+}
+
+void ReferralStoreImpl::RunGroup(std::vector<std::unique_ptr<Op>>& ops) {
+  Group group(CommittedForCommitThread(), db_.get());
+  std::vector<absl::Status> results(ops.size());
+  absl::Status group_status;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const UndoLog::Mark undo_mark = group.undo().mark();
+    const size_t events_mark = group.events().size();
+    group.batch().SetSavePoint();
+    results[i] = ops[i]->Apply(group);
+    if (results[i].ok()) {
+      group.batch().PopSavePoint();
+      continue;
+    }
+    // The mutation failed: leave nothing of it in the batch or in memory.
+    rocksdb::Status rollback = group.batch().RollbackToSavePoint();
+    group.undo().RollbackTo(undo_mark);
+    group.events().resize(events_mark);
+    if (!rollback.ok()) {
+      group_status = FromRocksStatus(rollback, "commit");
+      break;
+    }
+  }
+  if (group_status.ok()) group_status = AdvanceHeads(group);
+  const bool wrote = group.batch().GetWriteBatch()->Count() > 0;
+  if (group_status.ok() && wrote) {
+    rocksdb::Status s;
+    switch (injected_write_failure_.exchange(0)) {
+      case 1 + static_cast<int>(internal::WriteFailure::kNoSpace):
+        s = rocksdb::Status::NoSpace("injected by a test");
+        break;
+      case 1 + static_cast<int>(internal::WriteFailure::kIoError):
+        s = rocksdb::Status::IOError("injected by a test");
+        break;
+      default:
+        s = db_->Write(sync_write_, group.batch().GetWriteBatch());
+    }
+    if (!s.ok()) group_status = FromRocksStatus(s, "commit");
+  }
+  if (!group_status.ok()) {
+    // Nothing was stored and nothing in memory changed; every mutation in
+    // the group gets an error (their results may rest on each other).
+    for (size_t i = 0; i < ops.size(); ++i) {
+      ops[i]->Complete(results[i].ok() ? group_status : results[i]);
+    }
+    return;
+  }
+  Publish(group, wrote);
+  if (options_.on_committed && !group.events().empty()) {
+    options_.on_committed(group.events());
+  }
+  for (size_t i = 0; i < ops.size(); ++i) ops[i]->Complete(results[i]);
+}
+
+absl::Status ReferralStoreImpl::AdvanceHeads(Group& group) {
+  auto advance = [&](IndexHead& head, Family family,
+                     const std::string* upper) -> absl::Status {
+    if (!head.needs_advance()) return absl::OkStatus();
+    std::optional<std::string> first;
+    if (head.live_from_low_water() > 0) {
+      std::unique_ptr<rocksdb::Iterator> it =
+          group.NewIterator(cf(family), upper);
+      ASSIGN_OR_RETURN(first, FirstKey(*it, head.low_water(), upper));
+    }
+    head.Advance(first, &group.undo());
+    return absl::OkStatus();
+  };
+  for (auto& [name, queue] : group.touched_queues()) {
+    const std::string end = keys::NamePrefixEnd(name);
+    RETURN_IF_ERROR(advance(queue.ready, kReady, &end));
+    RETURN_IF_ERROR(advance(queue.arrival, kArrival, &end));
+    RETURN_IF_ERROR(advance(queue.dead_letters, kDeadLetters, &end));
+  }
+  for (auto& [agency, head] : group.touched_outcomes()) {
+    const std::string end = keys::NamePrefixEnd(agency);
+    RETURN_IF_ERROR(advance(head, kOutcomes, &end));
+  }
+  if (group.touched_leases().has_value()) {
+    RETURN_IF_ERROR(advance(*group.touched_leases(), kLeases, nullptr));
+  }
+  return absl::OkStatus();
+}
+
+void ReferralStoreImpl::Publish(Group& group, bool wrote) {
+  // The snapshot is taken before anything else can write (this thread is the
+  // only writer), so it matches the in-memory state published with it. A
+  // group that wrote nothing (duplicates, empty claims, idle reaper passes)
+  // keeps the current one.
+  std::shared_ptr<const rocksdb::Snapshot> snapshot;
+  if (wrote) snapshot = NewSnapshot();
+  group.undo().Clear();
+  absl::WriterMutexLock lock(&state_mu_);
+  for (auto& [name, queue] : group.touched_queues()) {
+    committed_.queues.insert_or_assign(name, std::move(queue));
+  }
+  for (auto& [agency, head] : group.touched_outcomes()) {
+    committed_.outcomes.insert_or_assign(agency, std::move(head));
+  }
+  if (group.touched_leases().has_value()) {
+    committed_.leases = std::move(*group.touched_leases());
+  }
+  committed_.next_seq = group.next_seq();
+  if (snapshot != nullptr) committed_.snapshot = std::move(snapshot);
+}
+
+void ReferralStoreImpl::ReaperLoop() {
+  for (;;) {
+    // The first pass runs at once: leases that expired while the store was
+    // closed go back to their queues straight after Open.
+    absl::Notification finished;
+    ExpireLeases([&finished](absl::StatusOr<int> expired) {
+      if (!expired.ok()) {
+        LogWarning(absl::StrCat("lease expiry: ", expired.status().ToString()));
+      }
+      finished.Notify();
+    });
+    finished.WaitForNotification();
+    absl::MutexLock lock(&reaper_mu_);
+    if (reaper_mu_.AwaitWithTimeout(absl::Condition(&reaper_stop_),
+                                    options_.lease_check_interval)) {
+      return;
+    }
+  }
+}
+
+// --- Reads. ----------------------------------------------------------------
+
+std::shared_ptr<const rocksdb::Snapshot> ReferralStoreImpl::CurrentSnapshot() {
+  absl::ReaderMutexLock lock(&state_mu_);
+  return committed_.snapshot;
+}
+
+absl::StatusOr<StoredReferral> ReferralStoreImpl::ReadBySeq(
+    const rocksdb::Snapshot* snapshot, uint64_t seq) {
+  rocksdb::ReadOptions read;
+  read.snapshot = snapshot;
+  std::string value;
+  rocksdb::Status s =
+      db_->Get(read, cf(kReferrals), keys::ReferralKey(seq), &value);
+  if (s.IsNotFound()) return absl::NotFoundError("referral not found");
+  if (!s.ok()) return FromRocksStatus(s, "read");
+  StoredReferral record;
+  if (!record.ParseFromString(value)) {
+    return absl::DataLossError(
+        absl::StrCat("stored referral ", seq, " is unreadable"));
+  }
+  return record;
+}
+
+absl::StatusOr<StoredReferral> ReferralStoreImpl::GetReferral(
+    std::string_view referral_id) {
+  std::optional<keys::ParsedReferralId> parsed =
+      keys::ParseReferralId(referral_id);
+  if (!parsed) {
+    return absl::InvalidArgumentError("referral_id: not a referral reference");
+  }
+  std::shared_ptr<const rocksdb::Snapshot> snapshot = CurrentSnapshot();
+  ASSIGN_OR_RETURN(StoredReferral record,
+                   ReadBySeq(snapshot.get(), parsed->seq));
+  // "REF-2025-000042" must not find REF-2026-000042.
+  if (record.referral_id() != referral_id) {
+    return absl::NotFoundError("referral not found");
+  }
+  return record;
+}
+
+absl::StatusOr<ReferralPage> ReferralStoreImpl::ListRange(
+    Family family, const std::string& prefix, const IndexHead* head,
+    const std::shared_ptr<const rocksdb::Snapshot>& snapshot, int page_size,
+    std::string_view page_token,
+    absl::FunctionRef<std::optional<uint64_t>(std::string_view)> seq_of) {
+  page_size = ClampPageSize(page_size);
+  ASSIGN_OR_RETURN(std::optional<std::string> after,
+                   ParsePageToken(page_token, prefix, seq_of));
+  ReferralPage page;
+  if (head == nullptr || head->live() == 0) return page;
+
+  // One more key than the page holds tells whether another page follows.
+  const size_t wanted = static_cast<size_t>(page_size) + 1;
+  std::vector<std::string> found;
+  auto straggler = after ? head->stragglers().upper_bound(*after)
+                         : head->stragglers().begin();
+  for (; straggler != head->stragglers().end() && found.size() < wanted;
+       ++straggler) {
+    found.push_back(straggler->first);
+  }
+  if (found.size() < wanted && head->live_from_low_water() > 0) {
+    std::string from = head->low_water();
+    if (after && *after >= from) from = keys::Successor(*after);
+    const std::string end = keys::NamePrefixEnd(
+        std::string_view(prefix).substr(0, prefix.size() - 1));
+    rocksdb::Slice upper(end);
+    rocksdb::ReadOptions read;
+    read.snapshot = snapshot.get();
+    read.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, cf(family)));
+    for (it->Seek(from); it->Valid() && found.size() < wanted; it->Next()) {
+      found.push_back(it->key().ToString());
+    }
+    if (!it->status().ok()) return FromRocksStatus(it->status(), "read");
+  }
+  const bool more = found.size() > static_cast<size_t>(page_size);
+  if (more) found.pop_back();
+  for (const std::string& key : found) {
+    std::optional<uint64_t> seq = seq_of(key);
+    if (!seq) return absl::DataLossError("index: unreadable key");
+    ASSIGN_OR_RETURN(StoredReferral record, ReadBySeq(snapshot.get(), *seq));
+    page.referrals.push_back(std::move(record));
+  }
+  if (more) page.next_page_token = keys::ToHex(found.back());
+  return page;
+}
+
+absl::StatusOr<ReferralPage> ReferralStoreImpl::ListQueue(
+    std::string_view queue, int page_size, std::string_view page_token) {
+  if (!keys::IsValidName(queue)) {
+    return absl::InvalidArgumentError("queue: not a queue name");
+  }
+  std::optional<IndexHead> head;
+  std::shared_ptr<const rocksdb::Snapshot> snapshot;
+  {
+    absl::ReaderMutexLock lock(&state_mu_);
+    auto it = committed_.queues.find(queue);
+    if (it != committed_.queues.end()) head = it->second.ready;
+    snapshot = committed_.snapshot;
+  }
+  return ListRange(kReady, keys::NamePrefix(queue), head ? &*head : nullptr,
+                   snapshot, page_size, page_token,
+                   [queue](std::string_view key) -> std::optional<uint64_t> {
+                     auto k = keys::DecodeReadyKey(key);
+                     if (!k || k->queue != queue) return std::nullopt;
+                     return k->seq;
+                   });
+}
+
+absl::StatusOr<ReferralPage> ReferralStoreImpl::ListOutcomes(
+    std::string_view agency_id, int page_size, std::string_view page_token) {
+  if (!keys::IsValidName(agency_id)) {
+    return absl::InvalidArgumentError("agency_id: not an agency id");
+  }
+  std::optional<IndexHead> head;
+  std::shared_ptr<const rocksdb::Snapshot> snapshot;
+  {
+    absl::ReaderMutexLock lock(&state_mu_);
+    auto it = committed_.outcomes.find(agency_id);
+    if (it != committed_.outcomes.end()) head = it->second;
+    snapshot = committed_.snapshot;
+  }
+  return ListRange(
+      kOutcomes, keys::NamePrefix(agency_id), head ? &*head : nullptr, snapshot,
+      page_size, page_token,
+      [agency_id](std::string_view key) -> std::optional<uint64_t> {
+        auto k = keys::DecodeOutcomeKey(key);
+        if (!k || k->agency_id != agency_id) return std::nullopt;
+        return k->seq;
+      });
+}
+
+absl::StatusOr<ReferralPage> ReferralStoreImpl::ListDeadLetters(
+    std::string_view queue, int page_size, std::string_view page_token) {
+  if (!keys::IsValidName(queue)) {
+    return absl::InvalidArgumentError("queue: not a queue name");
+  }
+  std::optional<IndexHead> head;
+  std::shared_ptr<const rocksdb::Snapshot> snapshot;
+  {
+    absl::ReaderMutexLock lock(&state_mu_);
+    auto it = committed_.queues.find(queue);
+    if (it != committed_.queues.end()) head = it->second.dead_letters;
+    snapshot = committed_.snapshot;
+  }
+  return ListRange(kDeadLetters, keys::NamePrefix(queue),
+                   head ? &*head : nullptr, snapshot, page_size, page_token,
+                   [queue](std::string_view key) -> std::optional<uint64_t> {
+                     auto k = keys::DecodeDeadLetterKey(key);
+                     if (!k || k->queue != queue) return std::nullopt;
+                     return k->seq;
+                   });
+}
+
+absl::StatusOr<int64_t> ReferralStoreImpl::CountRange(
+    Family family, const std::string& from, const std::string& to,
+    const rocksdb::Snapshot* snapshot) {
+  if (from >= to) return 0;
+  rocksdb::Slice upper(to);
+  rocksdb::ReadOptions read;
+  read.snapshot = snapshot;
+  read.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, cf(family)));
+  int64_t count = 0;
+  for (it->Seek(from); it->Valid(); it->Next()) ++count;
+  if (!it->status().ok()) return FromRocksStatus(it->status(), "read");
+  return count;
+}
+
+std::vector<QueueCounts> ReferralStoreImpl::GetQueueCounts(absl::Time now) {
+  struct Copy {
+    std::string name;
+    IndexHead ready;
+    IndexHead arrival;
+    int64_t dead_letters;
+    std::map<uint64_t, int64_t> claimed_due;
+  };
+  std::vector<Copy> copies;
+  std::shared_ptr<const rocksdb::Snapshot> snapshot;
+  {
+    absl::ReaderMutexLock lock(&state_mu_);
+    for (const auto& [name, queue] : committed_.queues) {
+      copies.push_back(Copy{name, queue.ready, queue.arrival,
+                            queue.dead_letters.live(), queue.claimed_due});
+    }
+    snapshot = committed_.snapshot;
+  }
+  const int64_t now_us = ToMicros(now);
+  const int64_t hour_us = ToMicros(now + absl::Hours(1));
+  // Keys due at or before t are below the bound for t + 1µs.
+  auto after = [](int64_t t) {
+    return t == std::numeric_limits<int64_t>::max() ? t : t + 1;
+  };
+
+  std::vector<QueueCounts> result;
+  result.reserve(copies.size());
+  for (const Copy& copy : copies) {
+    QueueCounts counts;
+    counts.queue = copy.name;
+    counts.ready = copy.ready.live();
+    counts.claimed = static_cast<int64_t>(copy.claimed_due.size());
+    counts.dead_letters = copy.dead_letters;
+
+    // Oldest ready: the first arrival straggler, else the arrival head.
+    std::optional<int64_t> oldest;
+    auto consider = [&oldest](std::string_view value) {
+      std::optional<int64_t> received = keys::ReadTime(value);
+      if (received && (!oldest || *received < *oldest)) oldest = *received;
+    };
+    if (!copy.arrival.stragglers().empty()) {
+      consider(copy.arrival.stragglers().begin()->second);
+    }
+    if (copy.arrival.live_from_low_water() > 0) {
+      const std::string end = keys::NamePrefixEnd(copy.name);
+      rocksdb::Slice upper(end);
+      rocksdb::ReadOptions read;
+      read.snapshot = snapshot.get();
+      read.iterate_upper_bound = &upper;
+      std::unique_ptr<rocksdb::Iterator> it(
+          db_->NewIterator(read, cf(kArrival)));
+      it->Seek(copy.arrival.low_water());
+      if (it->Valid()) consider(it->value().ToStringView());
+    }
+    if (oldest) counts.oldest_ready_received_at = FromMicros(*oldest);
+
+    // Overdue and due within the hour: ready entries by band, read from the
+    // low-water mark (never across the claimed head), plus stragglers.
+    for (const auto& [key, value] : copy.ready.stragglers()) {
+      std::optional<keys::ReadyKey> k = keys::DecodeReadyKey(key);
+      if (!k) continue;
+      if (k->due_at_us <= now_us) {
+        ++counts.overdue;
+      } else if (k->due_at_us <= hour_us) {
+        ++counts.due_within_hour;
+      }
+    }
+    if (copy.ready.live_from_low_water() > 0) {
+      for (uint8_t band : {::referral::v1::PRIORITY_BAND_IMMEDIATE_RISK,
+                           ::referral::v1::PRIORITY_BAND_RAISED,
+                           ::referral::v1::PRIORITY_BAND_STANDARD}) {
+        const std::string& low = copy.ready.low_water();
+        const std::string band_start = keys::ReadyKeyBound(
+            copy.name, band, std::numeric_limits<int64_t>::min());
+        const std::string due_now =
+            keys::ReadyKeyBound(copy.name, band, after(now_us));
+        const std::string due_hour =
+            keys::ReadyKeyBound(copy.name, band, after(hour_us));
+        absl::StatusOr<int64_t> overdue = CountRange(
+            kReady, std::max(low, band_start), due_now, snapshot.get());
+        absl::StatusOr<int64_t> soon = CountRange(
+            kReady, std::max(low, due_now), due_hour, snapshot.get());
+        if (!overdue.ok() || !soon.ok()) {
+          LogWarning("queue counts: ready index read failed");
+          continue;
+        }
+        counts.overdue += *overdue;
+        counts.due_within_hour += *soon;
+      }
+    }
+    for (const auto& [seq, due] : copy.claimed_due) {
+      if (due <= now_us) {
+        ++counts.overdue;
+      } else if (due <= hour_us) {
+        ++counts.due_within_hour;
+      }
+    }
+    result.push_back(std::move(counts));
+  }
+  return result;
+}
+
+int64_t ReferralStoreImpl::ReadyCount(std::string_view queue) {
+  absl::ReaderMutexLock lock(&state_mu_);
+  auto it = committed_.queues.find(queue);
+  return it == committed_.queues.end() ? 0 : it->second.ready.live();
+}
+
+// --- Diagnostics. ----------------------------------------------------------
+
+internal::SeekCost ReferralStoreImpl::last_claim_seek_cost() const {
+  return internal::SeekCost{last_claim_keys_skipped_.load(),
+                            last_claim_tombstones_skipped_.load()};
+}
+
+absl::StatusOr<internal::SeekCost> ReferralStoreImpl::NaiveHeadSeekCost(
+    std::string_view queue) {
+  const std::string prefix = keys::NamePrefix(queue);
+  const std::string end = keys::NamePrefixEnd(queue);
+  rocksdb::Slice upper(end);
+  rocksdb::ReadOptions read;
+  read.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, cf(kReady)));
+  const rocksdb::PerfLevel previous = rocksdb::GetPerfLevel();
+  rocksdb::SetPerfLevel(rocksdb::PerfLevel::kEnableCount);
+  rocksdb::get_perf_context()->Reset();
+  it->Seek(prefix);
+  internal::SeekCost cost{
+      rocksdb::get_perf_context()->internal_key_skipped_count,
+      rocksdb::get_perf_context()->internal_delete_skipped_count};
+  rocksdb::SetPerfLevel(previous);
+  if (!it->status().ok()) return FromRocksStatus(it->status(), "read");
+  return cost;
+}
+
+void ReferralStoreImpl::FailNextWrite(internal::WriteFailure failure) {
+  injected_write_failure_.store(1 + static_cast<int>(failure));
+}
+
+namespace internal {
+namespace {
+
+class SnapshotPin final : public PinnedState {
+ public:
+  explicit SnapshotPin(std::shared_ptr<const rocksdb::Snapshot> snapshot)
+      : snapshot_(std::move(snapshot)) {}
+
+ private:
+  std::shared_ptr<const rocksdb::Snapshot> snapshot_;
+};
+
+// Every ReferralStore comes from ReferralStore::Open, which only makes
+// ReferralStoreImpl.
+ReferralStoreImpl& Impl(ReferralStore& store) {
+  return static_cast<ReferralStoreImpl&>(store);
+}
+
+}  // namespace
+
+SeekCost LastClaimSeekCost(ReferralStore& store) {
+  return Impl(store).last_claim_seek_cost();
+}
+
+absl::StatusOr<SeekCost> NaiveHeadSeekCost(ReferralStore& store,
+                                           std::string_view queue) {
+  return Impl(store).NaiveHeadSeekCost(queue);
+}
+
+void FailNextWrite(ReferralStore& store, WriteFailure failure) {
+  Impl(store).FailNextWrite(failure);
+}
+
+std::unique_ptr<PinnedState> PinCurrentState(ReferralStore& store) {
+  return std::make_unique<SnapshotPin>(Impl(store).NewSnapshot());
+}
+
+}  // namespace internal
+}  // namespace referral::storage

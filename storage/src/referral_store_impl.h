@@ -1,0 +1,294 @@
+// The RocksDB implementation of ReferralStore (hidden behind
+// ReferralStore::Open).
+//
+// Threads:
+//  - Callers enqueue mutations (queue_mu_) and return at once.
+//  - One commit thread takes up to max_group_size mutations, applies them in
+//    order to one WriteBatchWithIndex (each reading the ones before it), makes
+//    one synced write, then publishes the group's in-memory effects and a
+//    snapshot under state_mu_, reports the queue events and calls each
+//    mutation's `done`. No mutex that callers or readers need is held across
+//    the write.
+//  - A reaper thread enqueues ExpireLeases every lease_check_interval.
+//  - Readers run on caller threads against the last published snapshot and
+//    the in-memory state published with it, so each read sees exactly the
+//    state after some group commit.
+#ifndef REFERRAL_STORAGE_SRC_REFERRAL_STORE_IMPL_H_
+#define REFERRAL_STORAGE_SRC_REFERRAL_STORE_IMPL_H_
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "index_head.h"
+#include "referral_store_internal.h"
+#include "rocksdb/db.h"
+#include "rocksdb/utilities/write_batch_with_index.h"
+#include "storage/referral_store.h"
+
+namespace referral::storage {
+
+// The in-memory view of one queue, rebuilt at Open from its index keys.
+struct QueueState {
+  IndexHead ready;         // ready index: delivery order
+  IndexHead arrival;       // arrival index: oldest ready first
+  IndexHead dead_letters;  // dead-letter index: in dead-lettering order
+  // Due times (µs) of the queue's claimed referrals by seq, for the overdue
+  // counts (claimed referrals are few: bounded by workers in flight).
+  std::map<uint64_t, int64_t> claimed_due;
+  bool persisted = false;  // its known-queue meta key is stored
+};
+
+// What the readers see: the state after the last group commit.
+struct CommittedState {
+  std::map<std::string, QueueState, std::less<>> queues;
+  // Outcomes awaiting acknowledgement, by agency.
+  std::map<std::string, IndexHead, std::less<>> outcomes;
+  IndexHead leases;
+  uint64_t next_seq = 1;
+  // The database as of the last group commit (released when replaced and
+  // no reader holds it any longer).
+  std::shared_ptr<const rocksdb::Snapshot> snapshot;
+};
+
+// The working state of one group commit: the write batch plus copies of the
+// in-memory state it touches. Owned by the commit thread.
+class Group {
+ public:
+  Group(const CommittedState& committed, rocksdb::DB* db);
+
+  rocksdb::WriteBatchWithIndex& batch() { return batch_; }
+  UndoLog& undo() { return undo_; }
+  std::vector<::referral::v1::QueueEvent>& events() { return events_; }
+
+  // The group's copy of a queue (copied from the committed state on first
+  // use). With create = false, nullptr for a queue never seen.
+  QueueState* Queue(const std::string& name, bool create);
+  IndexHead& Outcomes(const std::string& agency_id);
+  IndexHead& Leases();
+  uint64_t& next_seq() { return next_seq_; }
+
+  // Reads through the batch: nullopt when absent.
+  absl::StatusOr<std::optional<std::string>> Get(
+      rocksdb::ColumnFamilyHandle* cf, const std::string& key);
+  // An iterator over the database as amended by the batch, from `lower` up
+  // to `upper` (exclusive; may be empty for "no bound"). The caller still
+  // checks the upper bound: the batch's delta does not honour it.
+  std::unique_ptr<rocksdb::Iterator> NewIterator(
+      rocksdb::ColumnFamilyHandle* cf, const std::string* upper);
+
+  std::map<std::string, QueueState, std::less<>>& touched_queues() {
+    return queues_;
+  }
+  std::map<std::string, IndexHead, std::less<>>& touched_outcomes() {
+    return outcomes_;
+  }
+  std::optional<IndexHead>& touched_leases() { return leases_; }
+
+ private:
+  const CommittedState& committed_;  // read only by the commit thread
+  rocksdb::DB* db_;
+  rocksdb::WriteBatchWithIndex batch_;
+  UndoLog undo_;
+  std::vector<::referral::v1::QueueEvent> events_;
+  std::map<std::string, QueueState, std::less<>> queues_;
+  std::map<std::string, IndexHead, std::less<>> outcomes_;
+  std::optional<IndexHead> leases_;
+  uint64_t next_seq_;
+};
+
+// One queued mutation.
+class Op {
+ public:
+  virtual ~Op() = default;
+  // Adds the mutation to the group. On error the caller rolls the batch and
+  // the group's state back to where they were before.
+  virtual absl::Status Apply(Group& group) = 0;
+  // Reports the outcome; called exactly once.
+  virtual void Complete(absl::Status status) = 0;
+};
+
+class ReferralStoreImpl final : public ReferralStore {
+ public:
+  // Column families, in the order they are opened.
+  enum Family {
+    kMeta = 0,  // "default": next seq, known queues
+    kReferrals,
+    kReady,
+    kArrival,
+    kLeases,
+    kDeadLetters,
+    kIdempotency,
+    kOutcomes,
+    kChildren,
+    kFamilyCount,
+  };
+
+  static absl::StatusOr<std::unique_ptr<ReferralStoreImpl>> OpenImpl(
+      StoreOptions options);
+  ~ReferralStoreImpl() override;
+
+  void Submit(SubmitCommand command, Done<SubmitResult> done) override;
+  void Claim(ClaimCommand command,
+             Done<std::vector<StoredReferral>> done) override;
+  void Extend(ExtendCommand command, Done<absl::Time> done) override;
+  void Release(ReleaseCommand command,
+               Done<::referral::v1::ReferralState> done) override;
+  void Decide(DecideCommand command, Done<absl::Time> done) override;
+  void AcknowledgeOutcome(AcknowledgeCommand command,
+                          Done<AcknowledgeResult> done) override;
+  void RequeueDeadLetter(RequeueCommand command,
+                         Done<std::string> done) override;
+  void ExpireLeases(Done<int> done) override;
+
+  absl::StatusOr<StoredReferral> GetReferral(
+      std::string_view referral_id) override;
+  absl::StatusOr<ReferralPage> ListQueue(std::string_view queue, int page_size,
+                                         std::string_view page_token) override;
+  absl::StatusOr<ReferralPage> ListOutcomes(
+      std::string_view agency_id, int page_size,
+      std::string_view page_token) override;
+  absl::StatusOr<ReferralPage> ListDeadLetters(
+      std::string_view queue, int page_size,
+      std::string_view page_token) override;
+  std::vector<QueueCounts> GetQueueCounts(absl::Time now) override;
+  int64_t ReadyCount(std::string_view queue) override;
+
+  // Diagnostics (referral_store_internal.h).
+  internal::SeekCost last_claim_seek_cost() const;
+  absl::StatusOr<internal::SeekCost> NaiveHeadSeekCost(std::string_view queue);
+  std::shared_ptr<const rocksdb::Snapshot> NewSnapshot();
+  void FailNextWrite(internal::WriteFailure failure);
+
+ private:
+  ReferralStoreImpl(StoreOptions options, rocksdb::DB* db,
+                    std::vector<rocksdb::ColumnFamilyHandle*> families);
+
+  rocksdb::ColumnFamilyHandle* cf(Family family) const {
+    return families_[family];
+  }
+
+  // --- Open. ---------------------------------------------------------------
+  absl::Status Recover();
+  void StartThreads();
+
+  // --- Group commit (commit thread). ---------------------------------------
+  void Enqueue(std::unique_ptr<Op> op);
+  bool HasPendingOrClosing() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_) {
+    return !pending_.empty() || closing_;
+  }
+  // Only the commit thread writes committed_, so it may read it without the
+  // lock (readers only ever share it).
+  const CommittedState& CommittedForCommitThread() const
+      ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return committed_;
+  }
+  void CommitLoop();
+  void RunGroup(std::vector<std::unique_ptr<Op>>& ops);
+  // Moves every head whose first key was erased in this group past the
+  // tombstones, reading through the batch.
+  absl::Status AdvanceHeads(Group& group);
+  // Installs the group's in-memory effects (and, if it wrote, a snapshot).
+  void Publish(Group& group, bool wrote);
+  void ReaperLoop();
+
+  // --- Mutations (referral_mutations.cc), run on the commit thread. --------
+  absl::StatusOr<SubmitResult> ApplySubmit(const SubmitCommand& command,
+                                           Group& group);
+  absl::StatusOr<std::vector<StoredReferral>> ApplyClaim(
+      const ClaimCommand& command, Group& group);
+  absl::StatusOr<absl::Time> ApplyExtend(const ExtendCommand& command,
+                                         Group& group);
+  absl::StatusOr<::referral::v1::ReferralState> ApplyRelease(
+      const ReleaseCommand& command, Group& group);
+  absl::StatusOr<absl::Time> ApplyDecide(const DecideCommand& command,
+                                         Group& group);
+  absl::StatusOr<AcknowledgeResult> ApplyAcknowledge(
+      const AcknowledgeCommand& command, Group& group);
+  absl::StatusOr<std::string> ApplyRequeue(const RequeueCommand& command,
+                                           Group& group);
+  absl::StatusOr<int> ApplyExpireLeases(Group& group);
+
+  // Record and index helpers. Index keys are always derived from the record,
+  // so a record and its index entries cannot disagree.
+  absl::StatusOr<StoredReferral> LoadBySeq(Group& group, uint64_t seq);
+  absl::StatusOr<StoredReferral> LoadById(Group& group,
+                                          std::string_view referral_id);
+  absl::Status PutRecord(Group& group, const StoredReferral& record);
+  absl::Status AddToQueue(Group& group, QueueState& queue,
+                          const StoredReferral& record);
+  absl::Status RemoveFromQueue(Group& group, QueueState& queue,
+                               const StoredReferral& record);
+  absl::Status AddLease(Group& group, QueueState& queue,
+                        const StoredReferral& record);
+  absl::Status RemoveLease(Group& group, QueueState& queue,
+                           const StoredReferral& record);
+  // After a release or lease expiry: back to the queue with a new
+  // generation, or to the dead letters once failed_deliveries reaches
+  // max_deliveries. Clears the lease. Emits the queue event.
+  absl::Status ReturnOrDeadLetter(Group& group, QueueState& queue,
+                                  StoredReferral& record, absl::Time now,
+                                  ::referral::v1::QueueEvent::Kind kind);
+  absl::Status FindEarlierReferrals(Group& group, const SubmitCommand& command,
+                                    StoredReferral& record,
+                                    int* most_for_one_child);
+
+  // --- Reads. --------------------------------------------------------------
+  std::shared_ptr<const rocksdb::Snapshot> CurrentSnapshot();
+  absl::StatusOr<StoredReferral> ReadBySeq(const rocksdb::Snapshot* snapshot,
+                                           uint64_t seq);
+  // One page of an index range in key order: the stragglers of `head`, then
+  // the keys from its low-water mark. `seq_of` extracts the referral from a
+  // key (nullopt: not a key of this listing).
+  absl::StatusOr<ReferralPage> ListRange(
+      Family family, const std::string& prefix, const IndexHead* head,
+      const std::shared_ptr<const rocksdb::Snapshot>& snapshot, int page_size,
+      std::string_view page_token,
+      absl::FunctionRef<std::optional<uint64_t>(std::string_view)> seq_of);
+  // Keys in [from, to) at the snapshot.
+  absl::StatusOr<int64_t> CountRange(Family family, const std::string& from,
+                                     const std::string& to,
+                                     const rocksdb::Snapshot* snapshot);
+
+  const StoreOptions options_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> families_;
+  const rocksdb::WriteOptions sync_write_;
+
+  absl::Mutex queue_mu_;
+  std::deque<std::unique_ptr<Op>> pending_ ABSL_GUARDED_BY(queue_mu_);
+  bool closing_ ABSL_GUARDED_BY(queue_mu_) = false;
+
+  // Written only by the commit thread (and Open), after each group commit;
+  // read by readers and, while building a group, by the commit thread.
+  absl::Mutex state_mu_;
+  CommittedState committed_ ABSL_GUARDED_BY(state_mu_);
+
+  absl::Mutex reaper_mu_;
+  bool reaper_stop_ ABSL_GUARDED_BY(reaper_mu_) = false;
+
+  // Test hook: 0 none, else 1 + internal::WriteFailure for the next write.
+  std::atomic<int> injected_write_failure_{0};
+  std::atomic<uint64_t> last_claim_keys_skipped_{0};
+  std::atomic<uint64_t> last_claim_tombstones_skipped_{0};
+
+  std::thread commit_thread_;
+  std::thread reaper_thread_;
+};
+
+}  // namespace referral::storage
+
+#endif  // REFERRAL_STORAGE_SRC_REFERRAL_STORE_IMPL_H_

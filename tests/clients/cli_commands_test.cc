@@ -1,0 +1,373 @@
+// Every referral_cli command against an in-process fake broker: what it
+// sends, what it prints, and its exit code.
+#include "cli_commands.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "broker_channel.h"
+#include "cli_format.h"
+#include "fake_broker.h"
+#include "fictitious_referral.h"
+#include "support/broker_process.h"
+
+namespace referral::clients {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::MatchesRegex;
+using ::testing::Not;
+using ::testing::StartsWith;
+
+struct Result {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+class CliCommandsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ChannelOptions options;
+    options.address = broker_.address();
+    channel_ = *ConnectToBroker(options);
+    referral_path_ = tmp_.Sub("referral.json");
+    std::ofstream(referral_path_)
+        << ToJson(MakeFictitiousReferral(1, "cambs-police"));
+  }
+
+  Result Run(const std::string& command, std::vector<std::string> args,
+             CliOptions options = {}, std::vector<std::string> given = {},
+             CallCanceller* canceller = nullptr) {
+    std::ostringstream out, err;
+    CliEnv env;
+    env.channel = channel_;
+    env.options = options;
+    env.out = &out;
+    env.err = &err;
+    env.canceller = canceller;
+    const CommandSpec* spec = FindCommand(command);
+    EXPECT_NE(spec, nullptr) << command;
+    Result r;
+    r.code = RunCommand(*spec, env, args, given);
+    r.out = out.str();
+    r.err = err.str();
+    return r;
+  }
+
+  // Submits the fictitious referral and returns its id.
+  std::string Submit() {
+    CliOptions o;
+    o.idempotency_key = "key-" + std::to_string(next_key_++);
+    const Result r = Run("submit", {referral_path_}, o, {"idempotency_key"});
+    EXPECT_EQ(r.code, kExitOk) << r.err;
+    std::smatch m;
+    std::regex_search(r.out, m, std::regex("REF-2026-[0-9]{6}"));
+    return m.str();
+  }
+
+  referral::testing::FakeBroker broker_;
+  referral::testing::TempDir tmp_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::string referral_path_;
+  int next_key_ = 1;
+};
+
+TEST_F(CliCommandsTest, SubmitPrintsOneLineAndSendsTheKey) {
+  CliOptions o;
+  o.idempotency_key = "abc-1";
+  Result r = Run("submit", {referral_path_}, o, {"idempotency_key"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_THAT(r.out, MatchesRegex("submitted REF-2026-000001 "
+                                  "queue=ifd-triage duplicate=false "
+                                  "priority=standard due=[-0-9T:Z]+ "
+                                  "received=[-0-9T:Z]+ "
+                                  "repeated_concern=false notified=- "
+                                  "idempotency_key=abc-1\n"));
+  EXPECT_THAT(r.err, IsEmpty());
+  ASSERT_EQ(broker_.submits().size(), 1u);
+  EXPECT_EQ(broker_.submits()[0].idempotency_key(), "abc-1");
+  EXPECT_EQ(broker_.submits()[0].referral().referrer().agency_id(),
+            "cambs-police");
+
+  // Same key again: the broker says duplicate.
+  r = Run("submit", {referral_path_}, o, {"idempotency_key"});
+  EXPECT_THAT(r.out, HasSubstr("submitted REF-2026-000001 "));
+  EXPECT_THAT(r.out, HasSubstr("duplicate=true"));
+}
+
+TEST_F(CliCommandsTest, SubmitWithoutKeyGeneratesAndReportsOne) {
+  CliOptions o;
+  o.agency = "override-agency";
+  o.json = true;
+  const Result r = Run("submit", {referral_path_}, o, {"agency", "json"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  const std::string key = broker_.submits().at(0).idempotency_key();
+  EXPECT_THAT(key, MatchesRegex("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-"
+                                "[89ab][0-9a-f]{3}-[0-9a-f]{12}"));
+  EXPECT_THAT(r.err, HasSubstr("no --idempotency_key given; using " + key));
+  EXPECT_EQ(broker_.submits()[0].referral().referrer().agency_id(),
+            "override-agency");
+  // --json: the response alone on stdout.
+  EXPECT_THAT(r.out, StartsWith("{\"referral_id\":\"REF-2026-000001\""));
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1);
+}
+
+TEST_F(CliCommandsTest, SubmitRejectedByTheBrokerExitsOne) {
+  const std::string path = tmp_.Sub("no-children.json");
+  std::ofstream(path) << R"({"description": "x"})";
+  CliOptions o;
+  o.idempotency_key = "k";
+  const Result r = Run("submit", {path}, o, {"idempotency_key"});
+  EXPECT_EQ(r.code, kExitRpcError);
+  EXPECT_THAT(r.err, HasSubstr("referral_cli submit: INVALID_ARGUMENT: "
+                               "referral.children: at least one child"));
+  EXPECT_THAT(r.err, HasSubstr("--idempotency_key=k"));
+  EXPECT_THAT(r.out, IsEmpty());
+}
+
+TEST_F(CliCommandsTest, SubmitOfABadFileIsAUsageErrorWithoutContent) {
+  const std::string path = tmp_.Sub("bad.json");
+  std::ofstream(path) << "{\n  \"children\": [{\"sex\": \"Secretly\"}]\n}";
+  Result r = Run("submit", {path}, {}, {});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_THAT(r.err, AllOf(HasSubstr("referral_cli submit: " + path +
+                                     ": line 2, column 24: children[0].sex: "
+                                     "unknown Sex name"),
+                           Not(HasSubstr("Secretly"))));
+  EXPECT_TRUE(broker_.submits().empty());
+
+  r = Run("submit", {tmp_.Sub("missing.json")}, {}, {});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_THAT(r.err, HasSubstr("cannot open"));
+}
+
+TEST_F(CliCommandsTest, StatusOfAnUnknownReferralIsNotFound) {
+  const Result r = Run("status", {"REF-2026-999999"});
+  EXPECT_EQ(r.code, kExitRpcError);
+  EXPECT_EQ(r.err,
+            "referral_cli status: NOT_FOUND: no referral REF-2026-999999\n");
+}
+
+TEST_F(CliCommandsTest, TriageRoundTrip) {
+  const std::string id = Submit();
+  Result r = Run("status", {id});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_THAT(r.out, StartsWith("referral " + id + " state=queued "));
+  EXPECT_THAT(r.out, HasSubstr("\nhistory " + id + " stage=received "));
+  EXPECT_THAT(r.out, HasSubstr("\nduration " + id +
+                               " stage=awaiting_claim time=5s open=true\n"));
+
+  r = Run("list", {"ifd-triage"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_THAT(r.out, StartsWith("entry " + id + " priority=standard "));
+  EXPECT_THAT(r.out, HasSubstr("agency=police concerns=domestic-abuse,"
+                               "emotional-abuse "));
+  EXPECT_THAT(r.out, HasSubstr("\npage entries=1 next_page_token=- ready=1\n"));
+
+  CliOptions claim;
+  claim.max = 5;
+  claim.worker = "alice";
+  r = Run("claim", {"ifd-triage"}, claim, {"max", "worker"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  const std::string token = "tok-" + id + "-1";
+  EXPECT_THAT(r.out, MatchesRegex("claimed " + id + " token=" + token +
+                                  " attempt=1 lease_expires=[-0-9T:Z]+ "
+                                  "priority=unspecified due=- linked=0\n"));
+  EXPECT_EQ(broker_.claims().back().worker(), "alice");
+  EXPECT_EQ(broker_.claims().back().max(), 5);
+
+  // Nothing left: not an error, said on stderr.
+  r = Run("claim", {"ifd-triage"});
+  EXPECT_EQ(r.code, kExitOk);
+  EXPECT_THAT(r.out, IsEmpty());
+  EXPECT_THAT(r.err, HasSubstr("nothing ready in queue ifd-triage"));
+
+  CliOptions extend;
+  extend.token = token;
+  extend.lease_seconds = 600;
+  r = Run("extend", {id}, extend, {"token", "lease_seconds"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_THAT(r.out, StartsWith("extended " + id + " lease_expires="));
+
+  CliOptions stale;
+  stale.token = "wrong";
+  stale.decision = "early-help";
+  stale.rationale = "r";
+  r = Run("decide", {id}, stale, {"token", "decision", "rationale"});
+  EXPECT_EQ(r.code, kExitRpcError);
+  EXPECT_THAT(r.err, HasSubstr("referral_cli decide: FAILED_PRECONDITION: "));
+
+  CliOptions decide;
+  decide.token = token;
+  decide.decision = "early-help";
+  decide.rationale = "Needs early help";
+  decide.feedback = "Passed to early help.";
+  r = Run("decide", {id}, decide,
+          {"token", "decision", "rationale", "feedback"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_THAT(r.out, MatchesRegex("decided " + id +
+                                  " decision=early-help state=decided "
+                                  "at=[-0-9T:Z]+\n"));
+  EXPECT_EQ(broker_.decisions().back().decision(), v1::DECISION_EARLY_HELP);
+  EXPECT_EQ(broker_.decisions().back().feedback(), "Passed to early help.");
+
+  CliOptions outcomes;
+  outcomes.agency = "cambs-police";
+  r = Run("outcomes", {}, outcomes, {"agency"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_THAT(r.out, StartsWith("outcome " + id + " decision=early-help "));
+  EXPECT_THAT(r.out, HasSubstr("reference=LOADGEN-1 "
+                               "feedback=\"Passed to early help.\"\n"));
+  EXPECT_THAT(r.out, HasSubstr("page outcomes=1 next_page_token=-\n"));
+
+  r = Run("ack", {id});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_THAT(r.out,
+              MatchesRegex("acknowledged " + id +
+                           " at=[-0-9T:Z]+ already_acknowledged=false\n"));
+  r = Run("ack", {id});
+  EXPECT_THAT(r.out, HasSubstr("already_acknowledged=true"));
+}
+
+TEST_F(CliCommandsTest, ReleaseAndStats) {
+  const std::string id = Submit();
+  Submit();
+  CliOptions claim;
+  claim.worker = "bob";
+  ASSERT_EQ(Run("claim", {"ifd-triage"}, claim, {"worker"}).code, kExitOk);
+
+  Result r = Run("stats", {});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(
+      r.out,
+      "QUEUE       READY  CLAIMED  DEAD  OLDEST_READY  OVERDUE  DUE_1H\n"
+      "ifd-triage      1        1     0            0s        0       0\n");
+
+  CliOptions release;
+  release.token = "tok-" + id + "-1";
+  release.reason = "needs a police check first";
+  r = Run("release", {id}, release, {"token", "reason"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, "released " + id + " state=queued\n");
+  EXPECT_EQ(broker_.releases().back().reason(), "needs a police check first");
+
+  CliOptions json;
+  json.json = true;
+  r = Run("stats", {}, json, {"json"});
+  EXPECT_THAT(r.out, HasSubstr("\"ready_count\":\"2\""));
+}
+
+TEST_F(CliCommandsTest, OpsDeadLettersAndRequeue) {
+  Result r = Run("dead-letters", {"ifd-triage"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out,
+            "dead-letter REF-2026-000099 queue=ifd-triage attempts=5 "
+            "dead_lettered=- received=-\n"
+            "page dead_letters=1 next_page_token=more\n");
+  r = Run("requeue", {"REF-2026-000099"});
+  EXPECT_EQ(r.out, "requeued REF-2026-000099 queue=ifd-triage state=queued\n");
+  r = Run("requeue", {"REF-2026-000001"});
+  EXPECT_EQ(r.code, kExitRpcError);
+  EXPECT_THAT(r.err, HasSubstr("NOT_FOUND"));
+}
+
+TEST_F(CliCommandsTest, WatchPrintsEventsUntilTheStreamEnds) {
+  Result r = Run("watch", {"ifd-triage"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out,
+            "2026-01-01T00:00:00Z arrived REF-2026-000001 queue=ifd-triage "
+            "priority=unspecified due=- worker=-\n"
+            "2026-01-01T00:00:00Z claimed REF-2026-000001 queue=ifd-triage "
+            "priority=unspecified due=- worker=alice\n");
+  CliOptions json;
+  json.json = true;
+  r = Run("watch", {"ifd-triage"}, json, {"json"});
+  EXPECT_THAT(r.out, StartsWith("{\"kind\":\"KIND_ARRIVED\""));
+}
+
+TEST_F(CliCommandsTest, WatchEndsCleanlyWhenInterrupted) {
+  CallCanceller canceller;
+  std::thread interrupter([&] {
+    absl::SleepFor(absl::Milliseconds(300));
+    canceller.Cancel();
+  });
+  const Result r = Run("watch", {"endless"}, {}, {}, &canceller);
+  interrupter.join();
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_THAT(r.out, HasSubstr(" claimed REF-2026-000001 "));
+  EXPECT_THAT(r.err, IsEmpty());
+}
+
+TEST_F(CliCommandsTest, UsageErrors) {
+  // Wrong number of arguments.
+  Result r = Run("status", {});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_THAT(r.err, HasSubstr("referral_cli status: expects REFERRAL_ID\n"
+                               "usage: referral_cli status REFERRAL_ID"));
+  r = Run("stats", {"extra"});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_THAT(r.err, HasSubstr("takes no arguments"));
+  // Required flags.
+  r = Run("decide", {"REF-1"}, {}, {"token"});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_THAT(r.err, HasSubstr("--decision is required"));
+  r = Run("outcomes", {});
+  EXPECT_THAT(r.err, HasSubstr("--agency is required"));
+  // Bad values.
+  CliOptions bad;
+  bad.token = "t";
+  bad.decision = "maybe";
+  bad.rationale = "r";
+  r = Run("decide", {"REF-1"}, bad, {"token", "decision", "rationale"});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_THAT(r.err, HasSubstr("unknown decision \"maybe\""));
+  CliOptions zero;
+  zero.token = "t";
+  r = Run("extend", {"REF-1"}, zero, {"token", "lease_seconds"});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_THAT(r.err, HasSubstr("--lease_seconds must be at least 1"));
+  EXPECT_TRUE(broker_.decisions().empty());
+}
+
+TEST(CommandTableTest, UsageListsEveryCommandOnce) {
+  const std::string usage = UsageText("referral_cli");
+  std::set<std::string> names;
+  for (const CommandSpec& spec : Commands()) {
+    EXPECT_TRUE(names.insert(spec.name).second) << spec.name;
+    EXPECT_THAT(usage, HasSubstr("\n  " + spec.name));
+    EXPECT_EQ(FindCommand(spec.name), &spec);
+    EXPECT_TRUE(IsCommandGroup(spec.group)) << spec.group;
+    for (const std::string& flag : spec.required_flags) {
+      EXPECT_NE(std::find(spec.flags.begin(), spec.flags.end(), flag),
+                spec.flags.end())
+          << spec.name << " requires undeclared --" << flag;
+    }
+  }
+  EXPECT_EQ(names.size(), 13u);
+  EXPECT_EQ(FindCommand("dead_letters"), FindCommand("dead-letters"));
+  EXPECT_EQ(FindCommand("nope"), nullptr);
+  EXPECT_EQ(CommandUsage("referral_cli", *FindCommand("decide")),
+            "usage: referral_cli decide REFERRAL_ID --token=T "
+            "--decision=NAME --rationale=TEXT [--feedback=TEXT]");
+}
+
+TEST(NewIdempotencyKeyTest, IsAFreshUuidEachTime) {
+  std::set<std::string> keys;
+  for (int i = 0; i < 1000; ++i) keys.insert(NewIdempotencyKey());
+  EXPECT_EQ(keys.size(), 1000u);
+  EXPECT_THAT(*keys.begin(),
+              MatchesRegex("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]"
+                           "{3}-[0-9a-f]{12}"));
+}
+
+}  // namespace
+}  // namespace referral::clients

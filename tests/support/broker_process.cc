@@ -1,0 +1,158 @@
+#include "support/broker_process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+
+namespace referral::testing {
+namespace {
+
+std::vector<char*> ToArgv(std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  return argv;
+}
+
+std::string ReadAll(int fd) {
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0) out.append(buf, n);
+  return out;
+}
+
+}  // namespace
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string pattern =
+      absl::StrCat(base && *base ? base : "/tmp", "/referral-test-XXXXXX");
+  char* made = mkdtemp(pattern.data());
+  path_ = made ? made : "";
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
+}
+
+absl::StatusOr<std::unique_ptr<BrokerProcess>> BrokerProcess::Start(
+    BrokerProcessOptions options) {
+  const std::string port_file = options.data_dir + ".port";
+  std::filesystem::remove(port_file);
+  std::vector<std::string> args = {REFERRAL_BROKER_BIN, "--listen=127.0.0.1:0",
+                                   "--data_dir=" + options.data_dir,
+                                   "--port_file=" + port_file};
+  args.insert(args.end(), options.flags.begin(), options.flags.end());
+  std::vector<char*> argv = ToArgv(args);
+
+  pid_t pid = fork();
+  if (pid < 0) return absl::InternalError("fork failed");
+  if (pid == 0) {
+    if (!options.log_file.empty()) {
+      int fd = open(options.log_file.c_str(),
+                    O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+      if (fd >= 0) dup2(fd, STDERR_FILENO);
+    }
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+
+  // The broker writes the port file (atomically, by rename) once it serves.
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (absl::Now() < deadline) {
+    int status;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("broker exited during start-up, status ", status));
+    }
+    std::ifstream in(port_file);
+    std::string text;
+    int port = 0;
+    if (in && std::getline(in, text) && absl::SimpleAtoi(text, &port) &&
+        port > 0) {
+      return std::unique_ptr<BrokerProcess>(new BrokerProcess(pid, port));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  return absl::DeadlineExceededError("broker did not report its port");
+}
+
+BrokerProcess::~BrokerProcess() {
+  if (!reaped_) Kill();
+}
+
+std::string BrokerProcess::address() const {
+  return absl::StrCat("127.0.0.1:", port_);
+}
+
+void BrokerProcess::Kill() {
+  if (reaped_) return;
+  kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
+  reaped_ = true;
+}
+
+absl::StatusOr<int> BrokerProcess::Terminate() {
+  if (reaped_) return absl::FailedPreconditionError("already stopped");
+  kill(pid_, SIGTERM);
+  int status = 0;
+  if (waitpid(pid_, &status, 0) != pid_) {
+    return absl::InternalError("waitpid failed");
+  }
+  reaped_ = true;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  return 128 + WTERMSIG(status);
+}
+
+absl::StatusOr<CommandResult> RunCommand(
+    const std::vector<std::string>& argv_in) {
+  std::vector<std::string> args = argv_in;
+  std::vector<char*> argv = ToArgv(args);
+  int out_pipe[2], err_pipe[2];
+  if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) {
+    return absl::InternalError("pipe failed");
+  }
+  pid_t pid = fork();
+  if (pid < 0) return absl::InternalError("fork failed");
+  if (pid == 0) {
+    dup2(out_pipe[1], STDOUT_FILENO);
+    dup2(err_pipe[1], STDERR_FILENO);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  close(out_pipe[1]);
+  close(err_pipe[1]);
+  CommandResult result;
+  // Drain stderr on a thread so neither pipe can fill and block the child.
+  std::thread err_reader([&] { result.err = ReadAll(err_pipe[0]); });
+  result.out = ReadAll(out_pipe[0]);
+  err_reader.join();
+  close(out_pipe[0]);
+  close(err_pipe[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  result.exit_code =
+      WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return result;
+}
+
+}  // namespace referral::testing

@@ -1,0 +1,76 @@
+// Test support: a real broker binary started as a child process on an
+// ephemeral loopback port with its own data directory, and temporary
+// directories that clean up after themselves.
+#ifndef REFERRAL_TESTS_SUPPORT_BROKER_PROCESS_H_
+#define REFERRAL_TESTS_SUPPORT_BROKER_PROCESS_H_
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace referral::testing {
+
+// A fresh directory under $TMPDIR (or /tmp), removed with its contents on
+// destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string Sub(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+struct BrokerProcessOptions {
+  std::string data_dir;
+  // Extra command-line flags, e.g. "--max_deliveries=2".
+  std::vector<std::string> flags;
+  // Where the broker's stderr goes (appended); empty: inherit.
+  std::string log_file;
+};
+
+class BrokerProcess {
+ public:
+  // Starts the broker on 127.0.0.1:0 and waits until it reports the port it
+  // is serving on (through --port_file).
+  static absl::StatusOr<std::unique_ptr<BrokerProcess>> Start(
+      BrokerProcessOptions options);
+  // Kills the process if it still runs.
+  ~BrokerProcess();
+
+  int port() const { return port_; }
+  std::string address() const;
+  pid_t pid() const { return pid_; }
+
+  // SIGKILL: the crash the store must survive.
+  void Kill();
+  // SIGTERM and wait; returns the exit code (or 128+signal).
+  absl::StatusOr<int> Terminate();
+
+ private:
+  BrokerProcess(pid_t pid, int port) : pid_(pid), port_(port) {}
+  pid_t pid_;
+  int port_;
+  bool reaped_ = false;
+};
+
+// Runs a binary to completion and returns its exit code and stdout
+// and stderr.
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv);
+
+}  // namespace referral::testing
+
+#endif  // REFERRAL_TESTS_SUPPORT_BROKER_PROCESS_H_
