@@ -301,6 +301,43 @@ int RunDecide(const CliEnv& env, const std::vector<std::string>& args) {
   return kExitOk;
 }
 
+// "notice <id> state=<state> queue=<work queue> priority=..." : the queue
+// entry's fields after the state and the work queue holding the referral.
+std::string NoticeLine(const v1::Notice& notice) {
+  std::string entry = QueueEntryLine(notice.entry());
+  // QueueEntryLine starts "entry <id>"; keep what follows the id.
+  const std::string lead = absl::StrCat("entry ", notice.entry().referral_id());
+  const std::string rest =
+      entry.compare(0, lead.size(), lead) == 0 ? entry.substr(lead.size()) : "";
+  return absl::StrCat("notice ", notice.entry().referral_id(),
+                      " state=", ShortName(notice.state()),
+                      " queue=", QuoteValue(notice.queue()), rest);
+}
+
+int RunNotices(const CliEnv& env, const std::vector<std::string>& args) {
+  auto stub = v1::Triage::NewStub(env.channel);
+  v1::ListNoticesRequest request;
+  request.set_queue(args[0]);
+  request.mutable_page()->set_page_size(env.options.page_size);
+  request.mutable_page()->set_page_token(env.options.page_token);
+  grpc::ClientContext context;
+  PrepareUnary(env, &context);
+  v1::ListNoticesResponse response;
+  const grpc::Status status = stub->ListNotices(&context, request, &response);
+  if (!status.ok()) return RpcError(env, "notices", status);
+  if (env.options.json) {
+    PrintJson(env, response);
+    return kExitOk;
+  }
+  for (const v1::Notice& notice : response.notices()) {
+    *env.out << NoticeLine(notice) << "\n";
+  }
+  *env.out << PageLine("notices", response.notices_size(),
+                       response.next_page_token())
+           << "\n";
+  return kExitOk;
+}
+
 int RunWatch(const CliEnv& env, const std::vector<std::string>& args) {
   auto stub = v1::Triage::NewStub(env.channel);
   v1::WatchQueueRequest request;
@@ -310,6 +347,10 @@ int RunWatch(const CliEnv& env, const std::vector<std::string>& args) {
   if (env.canceller != nullptr) env.canceller->Bind(&context);
   std::unique_ptr<grpc::ClientReader<v1::QueueEvent>> reader =
       stub->WatchQueue(&context, request);
+  // The broker sends headers once the stream is registered: from here on
+  // no event on the queue is missed. Say so, for people and scripts.
+  reader->WaitForInitialMetadata();
+  *env.err << "watching " << args[0] << std::endl;
   v1::QueueEvent event;
   while (reader->Read(&event)) {
     *env.out << (env.options.json ? ToJson(event) : EventLine(event))
@@ -532,11 +573,22 @@ const std::vector<CommandSpec>& Commands() {
        1,
        1,
        RunWatch},
+      {"notices",
+       "triage",
+       "QUEUE",
+       "referrals the queue was notified of (e.g. edt-out-of-hours), newest "
+       "first, with their state and work queue",
+       {"page_size", "page_token"},
+       {},
+       1,
+       1,
+       RunNotices},
       {"stats",
        "ops",
        "",
        "every queue: ready, claimed, dead letters, oldest ready, overdue, "
-       "due within the hour",
+       "due within the hour; decisions and time-to-decision percentiles, "
+       "notices; unacknowledged outcomes per agency",
        {},
        {},
        0,

@@ -1,8 +1,8 @@
 #include "stats_table.h"
 
 #include <algorithm>
-#include <array>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -11,30 +11,37 @@
 namespace referral::clients {
 namespace {
 
-constexpr int kColumns = 7;
-using Row = std::array<std::string, kColumns>;
+using Row = std::vector<std::string>;
 
 absl::Duration FromProto(const google::protobuf::Duration& d) {
   return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
 }
 
-}  // namespace
-
-std::string FormatAge(absl::Duration age) {
-  if (age < absl::Seconds(1)) return "0s";
-  const int64_t total = absl::ToInt64Seconds(age);
-  const int64_t days = total / 86400;
-  const int64_t hours = (total % 86400) / 3600;
-  const int64_t minutes = (total % 3600) / 60;
-  const int64_t seconds = total % 60;
-  if (total < 60) return absl::StrCat(seconds, "s");
-  if (total < 3600) return absl::StrFormat("%dm%02ds", minutes, seconds);
-  if (total < 86400) return absl::StrFormat("%dh%02dm", hours, minutes);
-  return absl::StrFormat("%dd%02dh", days, hours);
+// Aligns the rows (all of the same width) into lines: the first column (a
+// name) left-aligned, numbers right-aligned, two spaces between columns.
+std::string RenderTable(const std::vector<Row>& rows) {
+  std::vector<size_t> width(rows.front().size(), 0);
+  for (const Row& row : rows) {
+    for (size_t i = 0; i < row.size(); ++i) {
+      width[i] = std::max(width[i], row[i].size());
+    }
+  }
+  std::string out;
+  for (const Row& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      if (i > 0) line.append("  ");
+      const std::string padding(width[i] - row[i].size(), ' ');
+      line.append(i == 0 ? row[i] + padding : padding + row[i]);
+    }
+    // No trailing spaces: they upset diff and grep -x.
+    line.erase(line.find_last_not_of(' ') + 1);
+    out.append(line).append("\n");
+  }
+  return out;
 }
 
-std::string FormatStatsTable(const referral::v1::GetQueueStatsResponse& stats) {
-  if (stats.queues().empty()) return "no queues\n";
+std::string QueueTable(const referral::v1::GetQueueStatsResponse& stats) {
   std::vector<Row> rows;
   rows.push_back({"QUEUE", "READY", "CLAIMED", "DEAD", "OLDEST_READY",
                   "OVERDUE", "DUE_1H"});
@@ -60,24 +67,93 @@ std::string FormatStatsTable(const referral::v1::GetQueueStatsResponse& stats) {
                     absl::StrCat(dead), ready > 0 ? FormatAge(oldest) : "-",
                     absl::StrCat(overdue), absl::StrCat(due_soon)});
   }
-  std::array<size_t, kColumns> width{};
-  for (const Row& row : rows) {
-    for (int i = 0; i < kColumns; ++i) {
-      width[i] = std::max(width[i], row[i].size());
+  return RenderTable(rows);
+}
+
+// Percentiles of different queues do not add up, so this table has no
+// TOTAL row.
+std::string TimelinessTable(const referral::v1::GetQueueStatsResponse& stats,
+                            absl::Duration window) {
+  std::vector<Row> rows;
+  rows.push_back({"QUEUE", absl::StrCat("DECIDED_", FormatWindow(window)),
+                  "TTD_P50", "TTD_P90", "TTD_P99", "NOTICES_24H"});
+  for (const referral::v1::QueueStats& q : stats.queues()) {
+    auto percentile = [&q](const google::protobuf::Duration& d) {
+      return q.decisions_in_window() > 0 ? FormatAge(FromProto(d))
+                                         : std::string("-");
+    };
+    rows.push_back({q.queue(), absl::StrCat(q.decisions_in_window()),
+                    percentile(q.time_to_decision_p50()),
+                    percentile(q.time_to_decision_p90()),
+                    percentile(q.time_to_decision_p99()),
+                    absl::StrCat(q.notices_last_24h())});
+  }
+  return RenderTable(rows);
+}
+
+std::string FeedbackTable(const referral::v1::GetQueueStatsResponse& stats) {
+  std::vector<Row> rows;
+  rows.push_back(
+      {"AGENCY", "UNACKED",
+       absl::StrCat("OVERDUE_",
+                    FormatWindow(FromProto(stats.outcome_ack_overdue_after()))),
+       "OLDEST_UNACKED"});
+  for (const referral::v1::AgencyFeedback& f : stats.feedback()) {
+    rows.push_back({f.agency(), absl::StrCat(f.unacknowledged_count()),
+                    absl::StrCat(f.overdue_count()),
+                    FormatAge(FromProto(f.oldest_unacknowledged_age()))});
+  }
+  return RenderTable(rows);
+}
+
+}  // namespace
+
+std::string FormatAge(absl::Duration age) {
+  if (age < absl::Seconds(1)) return "0s";
+  const int64_t total = absl::ToInt64Seconds(age);
+  const int64_t days = total / 86400;
+  const int64_t hours = (total % 86400) / 3600;
+  const int64_t minutes = (total % 3600) / 60;
+  const int64_t seconds = total % 60;
+  if (total < 60) return absl::StrCat(seconds, "s");
+  if (total < 3600) return absl::StrFormat("%dm%02ds", minutes, seconds);
+  if (total < 86400) return absl::StrFormat("%dh%02dm", hours, minutes);
+  return absl::StrFormat("%dd%02dh", days, hours);
+}
+
+std::string FormatWindow(absl::Duration window) {
+  if (window > absl::ZeroDuration()) {
+    // A day or a day and a half reads better in hours ("24h", "36h").
+    if (window >= absl::Hours(48) &&
+        window % absl::Hours(24) == absl::ZeroDuration()) {
+      return absl::StrCat(window / absl::Hours(24), "d");
+    }
+    if (window % absl::Hours(1) == absl::ZeroDuration()) {
+      return absl::StrCat(window / absl::Hours(1), "h");
     }
   }
-  std::string out;
-  for (const Row& row : rows) {
-    std::string line;
-    for (int i = 0; i < kColumns; ++i) {
-      if (i > 0) line.append("  ");
-      // The queue name reads best left-aligned, numbers right-aligned.
-      const std::string padding(width[i] - row[i].size(), ' ');
-      line.append(i == 0 ? row[i] + padding : padding + row[i]);
+  return FormatAge(window);
+}
+
+std::string FormatStatsTable(const referral::v1::GetQueueStatsResponse& stats) {
+  if (stats.queues().empty() && stats.feedback().empty()) return "no queues\n";
+  std::vector<std::string> tables;
+  if (!stats.queues().empty()) {
+    tables.push_back(QueueTable(stats));
+    // A broker that reports timeliness sets the window on every queue.
+    absl::Duration window = absl::ZeroDuration();
+    for (const referral::v1::QueueStats& q : stats.queues()) {
+      window = std::max(window, FromProto(q.decision_window()));
     }
-    // No trailing spaces: they upset diff and grep -x.
-    line.erase(line.find_last_not_of(' ') + 1);
-    out.append(line).append("\n");
+    if (window > absl::ZeroDuration()) {
+      tables.push_back(TimelinessTable(stats, window));
+    }
+  }
+  if (!stats.feedback().empty()) tables.push_back(FeedbackTable(stats));
+  std::string out;
+  for (const std::string& table : tables) {
+    if (!out.empty()) out.append("\n");
+    out.append(table);
   }
   return out;
 }

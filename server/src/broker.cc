@@ -30,6 +30,10 @@ class BrokerImpl final : public Broker {
   ~BrokerImpl() override { Shutdown(); }
 
   absl::Status Init() {
+    if (options_.outcome_ack_overdue < absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(
+          "outcome_ack_overdue: must not be negative");
+    }
     ASSIGN_OR_RETURN(
         rules_,
         FrontDoorRulesSource::Load(
@@ -41,6 +45,7 @@ class BrokerImpl final : public Broker {
     store_options.max_deliveries = options_.max_deliveries;
     store_options.lease_check_interval = options_.lease_check_interval;
     store_options.clock = options_.clock;
+    store_options.decision_stats_window = options_.decision_stats_window;
     store_options.on_committed =
         [watchers = &watchers_](const std::vector<v1::QueueEvent>& events) {
           watchers->Publish(events);
@@ -56,6 +61,8 @@ class BrokerImpl final : public Broker {
     context_.default_lease = options_.default_lease;
     context_.max_lease = options_.max_lease;
     context_.clock = options_.clock;
+    context_.outcome_ack_overdue = options_.outcome_ack_overdue;
+    context_.decision_stats_window = options_.decision_stats_window;
     intake_ = std::make_unique<IntakeService>(&context_);
     triage_ = std::make_unique<TriageService>(&context_);
     operations_ = std::make_unique<OperationsService>(&context_);

@@ -26,6 +26,10 @@ struct ServiceContext {
   IntakePolicy intake;
   absl::Duration default_lease = absl::Minutes(30);
   absl::Duration max_lease = absl::Hours(24);
+  // An unacknowledged outcome older than this is overdue in the ops stats.
+  absl::Duration outcome_ack_overdue = absl::Hours(24);
+  // The store's time-to-decision window, shown with the figures.
+  absl::Duration decision_stats_window = absl::Hours(24 * 28);
   std::function<absl::Time()> clock = [] { return absl::Now(); };
 };
 
@@ -78,6 +82,9 @@ class TriageService final : public v1::Triage::CallbackService {
   grpc::ServerWriteReactor<v1::QueueEvent>* WatchQueue(
       grpc::CallbackServerContext* call,
       const v1::WatchQueueRequest* request) override;
+  grpc::ServerUnaryReactor* ListNotices(
+      grpc::CallbackServerContext* call, const v1::ListNoticesRequest* request,
+      v1::ListNoticesResponse* response) override;
 
  private:
   const ServiceContext& context_;

@@ -1,7 +1,6 @@
 #include "child_matching.h"
 
 #include <cstddef>
-#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,6 +13,7 @@
 #include "identifiers.h"
 #include "referral/v1/referral.pb.h"
 #include "referral_validator.h"
+#include "utf8.h"
 
 namespace referral::server {
 namespace {
@@ -58,74 +58,9 @@ std::string_view Fold(const FoldRun (&runs)[N], int offset) {
   return "";
 }
 
-// Decodes the code point at `s[*i]` and advances `*i`; nullopt (advancing
-// one byte) for invalid UTF-8, so a corrupt byte cannot swallow a letter.
-std::optional<std::uint32_t> NextCodePoint(std::string_view s, std::size_t* i) {
-  const auto lead = static_cast<unsigned char>(s[*i]);
-  std::size_t length;
-  std::uint32_t code_point;
-  std::uint32_t min_code_point;
-  if (lead < 0x80) {
-    ++*i;
-    return lead;
-  } else if ((lead & 0xE0) == 0xC0) {
-    length = 2;
-    code_point = lead & 0x1F;
-    min_code_point = 0x80;
-  } else if ((lead & 0xF0) == 0xE0) {
-    length = 3;
-    code_point = lead & 0x0F;
-    min_code_point = 0x800;
-  } else if ((lead & 0xF8) == 0xF0) {
-    length = 4;
-    code_point = lead & 0x07;
-    min_code_point = 0x10000;
-  } else {
-    ++*i;
-    return std::nullopt;
-  }
-  if (s.size() - *i < length) {
-    ++*i;
-    return std::nullopt;
-  }
-  for (std::size_t k = 1; k < length; ++k) {
-    const auto next = static_cast<unsigned char>(s[*i + k]);
-    if ((next & 0xC0) != 0x80) {
-      ++*i;
-      return std::nullopt;
-    }
-    code_point = (code_point << 6) | (next & 0x3F);
-  }
-  if (code_point < min_code_point || code_point > 0x10FFFF ||
-      (code_point >= 0xD800 && code_point <= 0xDFFF)) {
-    ++*i;
-    return std::nullopt;
-  }
-  *i += length;
-  return code_point;
-}
-
-void AppendUtf8(std::uint32_t cp, std::string* out) {
-  if (cp < 0x80) {
-    out->push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
-
 // Spaces, punctuation, symbols and combining accents: nothing a second
 // agency would reliably type the same way.
-bool IsIgnorable(std::uint32_t cp) {
+bool IsIgnorable(char32_t cp) {
   return (cp < 0x80 && !absl::ascii_isalnum(static_cast<unsigned char>(cp))) ||
          (cp >= 0x80 && cp <= 0xBF) ||      // controls, NBSP, ´ ¨ and symbols
          (cp >= 0x2B0 && cp <= 0x36F) ||    // modifier letters (ʼ ʻ), accents
@@ -160,9 +95,9 @@ std::string NormaliseNameForMatching(std::string_view name) {
   out.reserve(name.size());
   std::size_t i = 0;
   while (i < name.size()) {
-    const std::optional<std::uint32_t> next = NextCodePoint(name, &i);
-    if (!next.has_value()) continue;
-    const std::uint32_t cp = *next;
+    const std::optional<char32_t> next = DecodeUtf8(name, &i);
+    if (!next.has_value()) continue;  // invalid bytes are dropped one by one
+    const char32_t cp = *next;
     if (IsIgnorable(cp)) continue;
     if (cp < 0x80) {
       out.push_back(absl::ascii_tolower(static_cast<unsigned char>(cp)));

@@ -29,28 +29,6 @@ bool IsLetterIn(char c, std::string_view allowed) {
   return IsUpper(c) && allowed.find(c) != std::string_view::npos;
 }
 
-// The outward code patterns AN, ANN, AAN, AANN, ANA and AANA with the letter
-// restrictions that depend on position. `o` is already upper case.
-bool IsValidOutwardCode(std::string_view o) {
-  // Position 1 is never Q, V or X; position 2 (when a letter) never I, J, Z.
-  if (o.size() < 2 || o.size() > 4 || !IsLetterNotIn(o[0], "QVX")) {
-    return false;
-  }
-  if (IsDigit(o[1])) {
-    // AN, ANN, ANA.
-    if (o.size() == 2) return true;
-    if (o.size() == 3) {
-      return IsDigit(o[2]) || IsLetterIn(o[2], "ABCDEFGHJKSTUW");
-    }
-    return false;
-  }
-  if (!IsLetterNotIn(o[1], "IJZ")) return false;
-  // AAN, AANN, AANA.
-  if (o.size() < 3 || !IsDigit(o[2])) return false;
-  if (o.size() == 3) return true;
-  return IsDigit(o[3]) || IsLetterIn(o[3], "ABEHMNPRVWXY");
-}
-
 // Digit, letter, letter; the letters are never C, I, K, M, O or V (they look
 // like other characters when handwritten).
 bool IsValidInwardCode(std::string_view i) {
@@ -104,6 +82,27 @@ bool IsValidUniquePupilNumber(std::string_view upn) {
     sum += value * p;
   }
   return sum % 23 == check_letter;
+}
+
+bool IsValidOutwardCode(std::string_view outward) {
+  // Position 1 is never Q, V or X; position 2 (when a letter) never I, J, Z.
+  if (outward.size() < 2 || outward.size() > 4 ||
+      !IsLetterNotIn(outward[0], "QVX")) {
+    return false;
+  }
+  if (IsDigit(outward[1])) {
+    // AN, ANN, ANA.
+    if (outward.size() == 2) return true;
+    if (outward.size() == 3) {
+      return IsDigit(outward[2]) || IsLetterIn(outward[2], "ABCDEFGHJKSTUW");
+    }
+    return false;
+  }
+  if (!IsLetterNotIn(outward[1], "IJZ")) return false;
+  // AAN, AANN, AANA.
+  if (outward.size() < 3 || !IsDigit(outward[2])) return false;
+  if (outward.size() == 3) return true;
+  return IsDigit(outward[3]) || IsLetterIn(outward[3], "ABEHMNPRVWXY");
 }
 
 std::optional<std::string> NormalisePostcode(std::string_view postcode) {

@@ -35,6 +35,12 @@ bool IsValidUniquePupilNumber(std::string_view upn);
 // input is ignored. "GIR 0AA" is accepted as the one special case.
 std::optional<std::string> NormalisePostcode(std::string_view postcode);
 
+// True when `outward` is an upper-case UK outward code (postcode district)
+// such as "PE1" or "EC1A": one of the formats AN, ANN, AAN, AANN, ANA and
+// AANA, with the letters each position allows. "GIR" (of GIR 0AA) is not:
+// it is a non-geographic code, not a district.
+bool IsValidOutwardCode(std::string_view outward);
+
 // The outward code (postcode district) of a postcode, e.g. "PE1" for
 // "PE1 2AB". Used to decide which authority's area a child lives in. Accepts
 // anything NormalisePostcode accepts; returns "" for an invalid postcode.

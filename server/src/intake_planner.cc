@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "child_matching.h"
+#include "identifiers.h"
 #include "referral_validator.h"
 #include "storage/status_macros.h"
 
@@ -47,10 +48,13 @@ absl::StatusOr<storage::SubmitCommand> PlanSubmission(
                                              : v1::PRIORITY_BAND_STANDARD;
 
   for (const ChildKey& key : AllChildMatchKeys(referral)) {
+    // The referral is normalised: a valid NHS number has no spaces.
+    const std::string& nhs = referral.children(key.child_index).nhs_number();
     command.child_keys.push_back(storage::ChildMatchKey{
         .child_index = key.child_index,
         .key = key.key,
         .matched_by = key.matched_by,
+        .nhs_number = IsValidNhsNumber(nhs) ? nhs : "",
     });
   }
   command.repeated_concern.window = policy.repeated_concern_window;

@@ -35,6 +35,11 @@ ABSL_FLAG(int, repeated_concern_days, 365,
           "window for counting earlier referrals about a child");
 ABSL_FLAG(int, repeated_concern_threshold, 3,
           "earlier referrals in the window that mark a repeated concern");
+ABSL_FLAG(int, outcome_ack_overdue_hours, 24,
+          "hours after a decision at which an outcome the referrer has not "
+          "acknowledged shows as overdue in the ops stats");
+ABSL_FLAG(int, decision_stats_days, 28,
+          "window (days) of the per-queue time-to-decision figures");
 ABSL_FLAG(int, max_message_bytes, 4 * 1024 * 1024, "largest request accepted");
 ABSL_FLAG(int, shutdown_grace_seconds, 10,
           "time in-flight calls get to finish on shutdown");
@@ -96,6 +101,10 @@ int main(int argc, char** argv) {
       absl::Hours(24) * absl::GetFlag(FLAGS_repeated_concern_days);
   options.repeated_concern_threshold =
       absl::GetFlag(FLAGS_repeated_concern_threshold);
+  options.outcome_ack_overdue =
+      absl::Hours(absl::GetFlag(FLAGS_outcome_ack_overdue_hours));
+  options.decision_stats_window =
+      absl::Hours(24) * absl::GetFlag(FLAGS_decision_stats_days);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.shutdown_grace =
       absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds));

@@ -1,5 +1,7 @@
-// Operations: queue figures and dead letters for ops staff. Counts and
-// referral ids only, never personal data.
+// Operations: queue figures, timeliness and referrer-feedback backlog, and
+// dead letters for ops staff. Counts, durations, agency ids and referral ids
+// only, never personal data.
+#include <algorithm>
 #include <map>
 #include <string>
 #include <utility>
@@ -26,6 +28,7 @@ grpc::ServerUnaryReactor* OperationsService::GetQueueStats(
     std::string name = counts.queue;
     by_queue[name] = std::move(counts);
   }
+  const absl::Duration window = context_.decision_stats_window;
   for (const auto& [name, counts] : by_queue) {
     v1::QueueStats* stats = response->add_queues();
     stats->set_queue(name);
@@ -38,7 +41,36 @@ grpc::ServerUnaryReactor* OperationsService::GetQueueStats(
     }
     stats->set_overdue_count(counts.overdue);
     stats->set_due_within_hour_count(counts.due_within_hour);
+    stats->set_decisions_in_window(counts.decisions_in_window);
+    if (counts.time_to_decision_p50.has_value()) {
+      *stats->mutable_time_to_decision_p50() =
+          ToDurationProto(*counts.time_to_decision_p50);
+    }
+    if (counts.time_to_decision_p90.has_value()) {
+      *stats->mutable_time_to_decision_p90() =
+          ToDurationProto(*counts.time_to_decision_p90);
+    }
+    if (counts.time_to_decision_p99.has_value()) {
+      *stats->mutable_time_to_decision_p99() =
+          ToDurationProto(*counts.time_to_decision_p99);
+    }
+    // A configured queue the store has never seen still shows the window.
+    *stats->mutable_decision_window() = ToDurationProto(window);
+    stats->set_notices_last_24h(counts.notices_last_24h);
   }
+  // Referrer feedback: agencies with outcomes still to acknowledge. The
+  // store lists them by agency id.
+  for (const storage::OutcomeBacklog& backlog :
+       context_.store->GetOutcomeBacklog(now, context_.outcome_ack_overdue)) {
+    v1::AgencyFeedback* feedback = response->add_feedback();
+    feedback->set_agency(backlog.agency_id);
+    feedback->set_unacknowledged_count(backlog.unacknowledged);
+    feedback->set_overdue_count(backlog.overdue);
+    *feedback->mutable_oldest_unacknowledged_age() = ToDurationProto(
+        std::max(now - backlog.oldest_decided_at, absl::ZeroDuration()));
+  }
+  *response->mutable_outcome_ack_overdue_after() =
+      ToDurationProto(context_.outcome_ack_overdue);
   *response->mutable_at() = ToTimestamp(now);
   return Reply(call, absl::OkStatus());
 }

@@ -1,7 +1,6 @@
 #include "referral_validator.h"
 
 #include <cstddef>
-#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -18,8 +17,10 @@
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
 #include "identifiers.h"
+#include "names.h"
 #include "referral/v1/broker.pb.h"
 #include "referral/v1/referral.pb.h"
+#include "utf8.h"
 
 namespace referral::server {
 namespace {
@@ -48,7 +49,6 @@ constexpr int kMaxAddressLines = 4;
 constexpr std::size_t kMaxAddressLineBytes = 120;
 constexpr int kMaxOtherNames = 5;
 constexpr std::size_t kMaxOtherNameBytes = 100;
-constexpr std::size_t kMaxAgencyIdBytes = 64;
 constexpr std::size_t kMaxIdempotencyKeyBytes = 128;
 constexpr int kMinYear = 1900;
 constexpr int kMaxYear = 2200;
@@ -180,54 +180,12 @@ std::string_view Trimmed(std::string_view s) {
   return s;
 }
 
-// Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
-// protobuf C++ does not reject invalid UTF-8 in every path (in-process
-// setters, some parsers), and a stored invalid string breaks JSON export and
-// the council's case system downstream.
-bool IsValidUtf8(std::string_view s) {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const auto lead = static_cast<unsigned char>(s[i]);
-    if (lead < 0x80) {
-      ++i;
-      continue;
-    }
-    std::size_t length;
-    std::uint32_t code_point;
-    std::uint32_t min_code_point;
-    if ((lead & 0xE0) == 0xC0) {
-      length = 2;
-      code_point = lead & 0x1F;
-      min_code_point = 0x80;
-    } else if ((lead & 0xF0) == 0xE0) {
-      length = 3;
-      code_point = lead & 0x0F;
-      min_code_point = 0x800;
-    } else if ((lead & 0xF8) == 0xF0) {
-      length = 4;
-      code_point = lead & 0x07;
-      min_code_point = 0x10000;
-    } else {
-      return false;
-    }
-    if (s.size() - i < length) return false;
-    for (std::size_t k = 1; k < length; ++k) {
-      const auto next = static_cast<unsigned char>(s[i + k]);
-      if ((next & 0xC0) != 0x80) return false;
-      code_point = (code_point << 6) | (next & 0x3F);
-    }
-    if (code_point < min_code_point || code_point > 0x10FFFF ||
-        (code_point >= 0xD800 && code_point <= 0xDFFF)) {
-      return false;
-    }
-    i += length;
-  }
-  return true;
-}
-
 // Walks every string field of `message` (recursively, including repeated
 // ones) by reflection, so a field added to the proto later is covered
-// without anyone remembering to list it here.
+// without anyone remembering to list it here. protobuf C++ does not reject
+// invalid UTF-8 in every path (in-process setters, some parsers), and a
+// stored invalid string breaks JSON export and the council's case system
+// downstream.
 void CheckUtf8Recursively(const Message& message, std::string_view prefix,
                           FieldViolations& violations) {
   const Reflection* reflection = message.GetReflection();
@@ -495,16 +453,6 @@ void CheckPeople(const google::protobuf::RepeatedPtrField<Person>& people,
   }
 }
 
-bool IsValidAgencyId(std::string_view id) {
-  if (id.empty() || id.size() > kMaxAgencyIdBytes) return false;
-  for (char c : id) {
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) {
-      return false;
-    }
-  }
-  return true;
-}
-
 void CheckReferrer(const Referral& referral, std::string_view prefix,
                    FieldViolations& violations) {
   if (!referral.has_referrer()) {
@@ -521,7 +469,7 @@ void CheckReferrer(const Referral& referral, std::string_view prefix,
   // must be exactly the registered identifier.
   if (referrer.agency_id().empty()) {
     violations.Add(Path(prefix, "agency_id"), "is required");
-  } else if (!IsValidAgencyId(referrer.agency_id())) {
+  } else if (!IsValidName(referrer.agency_id())) {
     violations.Add(Path(prefix, "agency_id"),
                    "must be 1 to 64 characters from a-z, 0-9 and '-'");
   }

@@ -127,6 +127,11 @@ v1::GetReferralStatusResponse ToStatusResponse(const StoredReferral& record,
                    decided_us, now);
   AddStageDuration(response, "awaiting_ack", decided_us,
                    record.outcome_acknowledged_at_us(), now);
+  if (record.outcome_acknowledged_at_us() != 0) {
+    *response.mutable_time_to_feedback() =
+        ToDurationProto(FromMicros(record.outcome_acknowledged_at_us()) -
+                        FromMicros(record.received_at_us()));
+  }
   return response;
 }
 
@@ -180,6 +185,14 @@ v1::DeadLetter ToDeadLetter(const StoredReferral& record) {
   *dead_letter.mutable_received_at() =
       MicrosToTimestamp(record.received_at_us());
   return dead_letter;
+}
+
+v1::Notice ToNotice(const StoredReferral& record, absl::Time now) {
+  v1::Notice notice;
+  *notice.mutable_entry() = ToQueueEntry(record, now);
+  notice.set_state(record.state());
+  notice.set_queue(record.queue());
+  return notice;
 }
 
 v1::ClaimedReferral ToClaimedReferral(const StoredReferral& record,

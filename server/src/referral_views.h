@@ -34,6 +34,10 @@ v1::Outcome ToOutcome(const storage::StoredReferral& record);
 
 v1::DeadLetter ToDeadLetter(const storage::StoredReferral& record);
 
+// What a notified queue sees of a referral: its queue entry, current state
+// and the work queue holding it.
+v1::Notice ToNotice(const storage::StoredReferral& record, absl::Time now);
+
 // Lease, content and queue entry. Links to earlier referrals are added by
 // the caller, which can look up their decisions.
 v1::ClaimedReferral ToClaimedReferral(const storage::StoredReferral& record,

@@ -5,6 +5,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "field_violations.h"
+#include "names.h"
 
 namespace referral::server {
 namespace {
@@ -30,7 +31,7 @@ bool IsBlank(std::string_view text) {
 void CheckQueue(std::string_view queue, FieldViolations& violations) {
   if (queue.empty()) {
     violations.Add("queue", "is required");
-  } else if (!IsValidQueueName(queue)) {
+  } else if (!IsValidName(queue)) {
     violations.Add("queue", "must be 1 to 64 of [a-z0-9-]");
   }
 }
@@ -70,13 +71,6 @@ void CheckText(std::string_view field, std::string_view text, size_t max_bytes,
 }
 
 }  // namespace
-
-bool IsValidQueueName(std::string_view name) {
-  if (name.empty() || name.size() > 64) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
-  });
-}
 
 int PageSize(int requested, int default_size, int max_size) {
   if (requested <= 0) return default_size;
@@ -161,7 +155,7 @@ absl::Status CheckAgency(std::string_view agency) {
   FieldViolations violations;
   if (agency.empty()) {
     violations.Add("agency", "is required");
-  } else if (!IsValidQueueName(agency)) {
+  } else if (!IsValidName(agency)) {
     // Agency ids share the queue-name alphabet.
     violations.Add("agency", "must be 1 to 64 of [a-z0-9-]");
   }

@@ -8,12 +8,10 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "names.h"  // IsValidName: the queue and agency id alphabet
 #include "referral/v1/broker.pb.h"
 
 namespace referral::server {
-
-// Queue names: [a-z0-9-], 1..64 bytes.
-bool IsValidQueueName(std::string_view name);
 
 // Clamps a requested page size into 1..max, with a default for zero.
 int PageSize(int requested, int default_size, int max_size);

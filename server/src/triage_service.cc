@@ -1,5 +1,6 @@
 // Triage: front-door staff list, claim, extend, release and decide, and
-// watch queues live.
+// watch queues live; a notified queue (the out-of-hours emergency duty team)
+// lists the referrals it was told about.
 #include <string>
 #include <utility>
 #include <vector>
@@ -20,17 +21,22 @@ bool QueueExists(const ServiceContext& context, const std::string& queue) {
                             queue)) {
     return true;
   }
-  for (const storage::QueueCounts& counts :
-       context.store->GetQueueCounts(context.clock())) {
-    if (counts.queue == queue) return true;
-  }
-  return false;
+  // Asked of memory: the full counts read the indexes.
+  return context.store->KnowsQueue(queue);
 }
 
 absl::Status CheckQueueExists(const ServiceContext& context,
                               const std::string& queue) {
   if (QueueExists(context, queue)) return absl::OkStatus();
   return absl::NotFoundError("queue: no such queue");
+}
+
+// The same fields, with the same rules, as a ListQueue request.
+absl::Status CheckListNotices(const v1::ListNoticesRequest& request) {
+  v1::ListQueueRequest same;
+  same.set_queue(request.queue());
+  *same.mutable_page() = request.page();
+  return CheckListQueue(same);
 }
 
 // A stream that ends at once with an error.
@@ -176,6 +182,24 @@ grpc::ServerUnaryReactor* TriageService::RecordDecision(
         response->set_state(v1::REFERRAL_STATE_DECIDED);
       }));
   return reactor;
+}
+
+grpc::ServerUnaryReactor* TriageService::ListNotices(
+    grpc::CallbackServerContext* call, const v1::ListNoticesRequest* request,
+    v1::ListNoticesResponse* response) {
+  absl::Status valid = CheckListNotices(*request);
+  if (valid.ok()) valid = CheckQueueExists(context_, request->queue());
+  if (!valid.ok()) return Reply(call, valid);
+  absl::StatusOr<storage::ReferralPage> page = context_.store->ListNotices(
+      request->queue(), PageSize(request->page().page_size(), 50, 500),
+      request->page().page_token());
+  if (!page.ok()) return Reply(call, page.status());
+  const absl::Time now = context_.clock();
+  for (const storage::StoredReferral& record : page->referrals) {
+    *response->add_notices() = ToNotice(record, now);
+  }
+  response->set_next_page_token(page->next_page_token);
+  return Reply(call, absl::OkStatus());
 }
 
 grpc::ServerWriteReactor<v1::QueueEvent>* TriageService::WatchQueue(

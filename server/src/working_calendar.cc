@@ -1,17 +1,12 @@
 #include "working_calendar.h"
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 #include <string>
-#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
-#include "google/protobuf/io/tokenizer.h"
-#include "google/protobuf/text_format.h"
+#include "text_config.h"
 
 namespace referral::server {
 namespace {
@@ -66,39 +61,29 @@ std::optional<absl::CivilDay> ParseDate(std::string_view s) {
   return civil;
 }
 
-// Collects text-format syntax errors as "<source>:<line>:<column>: reason"
-// (1-based, as editors count).
-class SourceErrorCollector : public google::protobuf::io::ErrorCollector {
- public:
-  explicit SourceErrorCollector(std::string_view source) : source_(source) {}
-
-  void AddError(int line, google::protobuf::io::ColumnNumber column,
-                const std::string& message) override {
-    errors_.push_back(
-        absl::StrCat(source_, ":", line + 1, ":", column + 1, ": ", message));
-  }
-
-  std::string Joined() const { return absl::StrJoin(errors_, "; "); }
-
- private:
-  std::string source_;
-  std::vector<std::string> errors_;
-};
-
 }  // namespace
 
 absl::StatusOr<WorkingCalendar> WorkingCalendar::FromConfig(
     const config::v1::CalendarConfig& config) {
-  std::vector<std::string> errors;
+  return Build(config, /*source_name=*/"");
+}
+
+absl::StatusOr<WorkingCalendar> WorkingCalendar::Build(
+    const config::v1::CalendarConfig& config, std::string_view source_name) {
+  // Errors name the field but not its line, as Parse() documents: a config
+  // from FromConfig has no text to point into.
+  ConfigErrors errors(source_name);
+  const ConfigLocation nowhere;
   WorkingCalendar calendar;
 
   const std::string zone_name = config.time_zone().empty()
                                     ? std::string(kDefaultTimeZone)
                                     : config.time_zone();
   if (!absl::LoadTimeZone(zone_name, &calendar.time_zone_)) {
-    errors.push_back(absl::StrCat(
-        "time_zone: unknown time zone \"", zone_name,
-        "\" (an IANA name such as Europe/London; is tzdata installed?)"));
+    errors.Add(nowhere, "time_zone",
+               absl::StrCat("unknown time zone \"", zone_name,
+                            "\" (an IANA name such as Europe/London; is "
+                            "tzdata installed?)"));
   }
 
   const std::string_view start_text = config.working_day_start().empty()
@@ -109,49 +94,45 @@ absl::StatusOr<WorkingCalendar> WorkingCalendar::FromConfig(
   calendar.start_minute_ = ParseClockMinutes(start_text);
   calendar.end_minute_ = ParseClockMinutes(end_text);
   if (calendar.start_minute_ < 0 || calendar.start_minute_ >= kMinutesPerDay) {
-    errors.push_back(
-        "working_day_start: must be \"HH:MM\" from 00:00 to 23:59");
+    errors.Add(nowhere, "working_day_start",
+               "must be \"HH:MM\" from 00:00 to 23:59");
   }
   if (calendar.end_minute_ < 0) {
-    errors.push_back("working_day_end: must be \"HH:MM\" from 00:00 to 24:00");
+    errors.Add(nowhere, "working_day_end",
+               "must be \"HH:MM\" from 00:00 to 24:00");
   }
   if (calendar.start_minute_ >= 0 && calendar.end_minute_ >= 0 &&
       calendar.end_minute_ <= calendar.start_minute_) {
-    errors.push_back("working_day_end: must be after working_day_start");
+    errors.Add(nowhere, "working_day_end", "must be after working_day_start");
   }
 
   if (config.working_weekdays().empty()) {
     for (int d = 0; d < 5; ++d) calendar.working_weekday_[d] = true;
   }
   for (int i = 0; i < config.working_weekdays_size(); ++i) {
+    const std::string path = absl::StrCat("working_weekdays[", i, "]");
     const int day = config.working_weekdays(i);
     if (day < config::v1::WEEKDAY_MONDAY || day > config::v1::WEEKDAY_SUNDAY) {
-      errors.push_back(absl::StrCat("working_weekdays[", i,
-                                    "]: must be WEEKDAY_MONDAY to "
-                                    "WEEKDAY_SUNDAY"));
+      errors.Add(nowhere, path, "must be WEEKDAY_MONDAY to WEEKDAY_SUNDAY");
       continue;
     }
     // Weekday enum is 1-based from Monday; absl::Weekday 0-based.
     bool& slot = calendar.working_weekday_[day - 1];
-    if (slot) {
-      errors.push_back(
-          absl::StrCat("working_weekdays[", i, "]: listed more than once"));
-    }
+    if (slot) errors.Add(nowhere, path, "listed more than once");
     slot = true;
   }
 
   for (int i = 0; i < config.bank_holidays_size(); ++i) {
+    const std::string path = absl::StrCat("bank_holidays[", i, "].date");
     const std::string& text = config.bank_holidays(i).date();
     const std::optional<absl::CivilDay> day = ParseDate(text);
     if (!day.has_value()) {
-      errors.push_back(absl::StrCat("bank_holidays[", i,
-                                    "].date: must be a real date written "
-                                    "YYYY-MM-DD"));
+      errors.Add(nowhere, path, "must be a real date written YYYY-MM-DD");
       continue;
     }
     if (!calendar.bank_holidays_.insert(*day).second) {
-      errors.push_back(absl::StrCat("bank_holidays[", i, "].date: ", text,
-                                    " is listed more than once"));
+      errors.Add(nowhere, path,
+                 absl::StrCat(text, " is listed more than once"));
     }
     if (!calendar.last_bank_holiday_.has_value() ||
         *calendar.last_bank_holiday_ < *day) {
@@ -159,39 +140,25 @@ absl::StatusOr<WorkingCalendar> WorkingCalendar::FromConfig(
     }
   }
 
-  if (!errors.empty()) {
-    return absl::InvalidArgumentError(absl::StrJoin(errors, "; "));
-  }
+  if (!errors.empty()) return errors.ToStatus();
   return calendar;
 }
 
 absl::StatusOr<WorkingCalendar> WorkingCalendar::Parse(
     std::string_view text, std::string_view source_name) {
   config::v1::CalendarConfig config;
-  SourceErrorCollector collector(source_name);
-  google::protobuf::TextFormat::Parser parser;
-  parser.RecordErrorsTo(&collector);
-  if (!parser.ParseFromString(std::string(text), &config)) {
-    return absl::InvalidArgumentError(collector.Joined());
+  if (absl::Status parsed = ParseTextConfig(text, source_name, &config);
+      !parsed.ok()) {
+    return parsed;
   }
-  absl::StatusOr<WorkingCalendar> calendar = FromConfig(config);
-  if (!calendar.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        std::string(source_name), ": ", calendar.status().message()));
-  }
-  return calendar;
+  return Build(config, source_name);
 }
 
 absl::StatusOr<WorkingCalendar> WorkingCalendar::LoadFile(
     std::string_view path) {
-  std::ifstream in{std::string(path)};
-  if (!in) {
-    return absl::NotFoundError(
-        absl::StrCat(std::string(path), ": cannot open file"));
-  }
-  std::stringstream contents;
-  contents << in.rdbuf();
-  return Parse(contents.str(), path);
+  absl::StatusOr<std::string> text = ReadConfigFile(path);
+  if (!text.ok()) return text.status();
+  return Parse(*text, path);
 }
 
 bool WorkingCalendar::IsWorkingDay(absl::CivilDay day) const {

@@ -30,13 +30,14 @@ namespace referral::server {
 class WorkingCalendar {
  public:
   // Validates the config; errors are INVALID_ARGUMENT naming the field and
-  // the reason, e.g. "bank_holidays[3].date: not a real date".
+  // the reason, e.g. "bank_holidays[3].date: not a real date", joined with
+  // "; ".
   static absl::StatusOr<WorkingCalendar> FromConfig(
       const config::v1::CalendarConfig& config);
 
   // Parses a CalendarConfig in text format then validates it. Errors are
-  // prefixed "<source_name>:<line>:<column>: " for syntax errors and
-  // "<source_name>: " for validation errors.
+  // prefixed "<source_name>:<line>:<column>: " for syntax errors and each
+  // validation error "<source_name>: ".
   static absl::StatusOr<WorkingCalendar> Parse(std::string_view text,
                                                std::string_view source_name);
   // Parse() on the contents of a file; NOT_FOUND when it cannot be read.
@@ -75,6 +76,11 @@ class WorkingCalendar {
 
  private:
   WorkingCalendar() = default;
+
+  // FromConfig, with each error prefixed "<source_name>: " unless the name
+  // is empty.
+  static absl::StatusOr<WorkingCalendar> Build(
+      const config::v1::CalendarConfig& config, std::string_view source_name);
 
   // Working time on `day` as [start, end); empty (start == end) on a
   // non-working day.

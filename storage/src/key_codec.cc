@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "absl/strings/str_format.h"
 
@@ -256,6 +257,68 @@ std::optional<OutcomeKey> DecodeOutcomeKey(std::string_view key) {
   auto seq = TakeUint64(rest);
   if (!at || !seq) return std::nullopt;
   return OutcomeKey{std::string(split->first), *at, *seq};
+}
+
+// --- decision stats and notices: name \0 time(8) seq(8). -------------------
+
+namespace {
+
+std::string NameTimeBound(std::string_view name, int64_t at_us) {
+  std::string out = NamePrefix(name);
+  AppendTime(&out, at_us);
+  return out;
+}
+
+struct NameTimeSeq {
+  std::string name;
+  int64_t at_us = 0;
+  uint64_t seq = 0;
+};
+
+std::optional<NameTimeSeq> DecodeNameTimeSeq(std::string_view key) {
+  auto split = SplitName(key);
+  if (!split || !IsValidName(split->first)) return std::nullopt;
+  std::string_view rest = split->second;
+  if (rest.size() != 8 + 8) return std::nullopt;
+  auto at = TakeTime(rest);
+  auto seq = TakeUint64(rest);
+  if (!at || !seq) return std::nullopt;
+  return NameTimeSeq{std::string(split->first), *at, *seq};
+}
+
+}  // namespace
+
+std::string EncodeDecisionStatKey(const DecisionStatKey& key) {
+  std::string out = NameTimeBound(key.queue, key.decided_at_us);
+  AppendUint64(&out, key.seq);
+  return out;
+}
+
+std::optional<DecisionStatKey> DecodeDecisionStatKey(std::string_view key) {
+  auto k = DecodeNameTimeSeq(key);
+  if (!k) return std::nullopt;
+  return DecisionStatKey{std::move(k->name), k->at_us, k->seq};
+}
+
+std::string DecisionStatKeyBound(std::string_view queue,
+                                 int64_t decided_at_us) {
+  return NameTimeBound(queue, decided_at_us);
+}
+
+std::string EncodeNoticeKey(const NoticeKey& key) {
+  std::string out = NameTimeBound(key.queue, key.received_at_us);
+  AppendUint64(&out, key.seq);
+  return out;
+}
+
+std::optional<NoticeKey> DecodeNoticeKey(std::string_view key) {
+  auto k = DecodeNameTimeSeq(key);
+  if (!k) return std::nullopt;
+  return NoticeKey{std::move(k->name), k->at_us, k->seq};
+}
+
+std::string NoticeKeyBound(std::string_view queue, int64_t received_at_us) {
+  return NameTimeBound(queue, received_at_us);
 }
 
 // --- idempotency. ----------------------------------------------------------

@@ -116,6 +116,38 @@ struct OutcomeKey {
 std::string EncodeOutcomeKey(const OutcomeKey& key);
 std::optional<OutcomeKey> DecodeOutcomeKey(std::string_view key);
 
+// --- decision stats: queue \0 decided_at(8) seq(8) -> time_to_decision(8). -
+// One entry per decided referral of a work queue, in decision order, so the
+// time-to-decision figures of a window are one bounded range read. The value
+// is received -> decided in microseconds (AppendTime encoding).
+
+struct DecisionStatKey {
+  std::string queue;
+  int64_t decided_at_us = 0;
+  uint64_t seq = 0;
+  friend bool operator==(const DecisionStatKey&,
+                         const DecisionStatKey&) = default;
+};
+std::string EncodeDecisionStatKey(const DecisionStatKey& key);
+std::optional<DecisionStatKey> DecodeDecisionStatKey(std::string_view key);
+// The smallest decision stat key of `queue` decided at or after the time.
+std::string DecisionStatKeyBound(std::string_view queue, int64_t decided_at_us);
+
+// --- notices: queue \0 received_at(8) seq(8) -> "". ------------------------
+// A referral a queue was told about (routing's `notify`) without holding the
+// work item, in order of receipt. Written once at submission, never deleted.
+
+struct NoticeKey {
+  std::string queue;
+  int64_t received_at_us = 0;
+  uint64_t seq = 0;
+  friend bool operator==(const NoticeKey&, const NoticeKey&) = default;
+};
+std::string EncodeNoticeKey(const NoticeKey& key);
+std::optional<NoticeKey> DecodeNoticeKey(std::string_view key);
+// The smallest notice key of `queue` received at or after the time.
+std::string NoticeKeyBound(std::string_view queue, int64_t received_at_us);
+
 // --- idempotency: agency \0 idempotency_key -> seq(8). ---------------------
 
 struct IdempotencyKey {

@@ -43,6 +43,10 @@ constexpr std::string_view kBrokerActor = "broker";
 // Claims and link look-ups are bounded so one mutation stays small.
 constexpr int kMaxClaim = 1000;
 constexpr int kMaxLinksPerChildKey = 1000;
+// Decision-stat entries older than the window deleted per decision: more
+// than the one each decision adds, so the index catches up after a pause or
+// a shorter window, while each decision's batch stays small.
+constexpr size_t kMaxPrunedPerDecision = 8;
 
 absl::Status FromBatch(const rocksdb::Status& s) {
   return s.ok() ? absl::OkStatus() : FromRocksStatus(s, "batch");
@@ -92,6 +96,10 @@ std::string DeadLetterKeyOf(const StoredReferral& r) {
 std::string OutcomeKeyOf(const StoredReferral& r) {
   return keys::EncodeOutcomeKey(
       {r.agency_id(), r.decision().decided_at_us(), r.seq()});
+}
+std::string DecisionStatKeyOf(const StoredReferral& r) {
+  return keys::EncodeDecisionStatKey(
+      {r.queue(), r.decision().decided_at_us(), r.seq()});
 }
 
 absl::Status ValidateSubmit(const SubmitCommand& command) {
@@ -272,9 +280,14 @@ absl::Status ReferralStoreImpl::FindEarlierReferrals(
                                static_cast<int>(it->value().size()))) {
         return absl::DataLossError("children index: unreadable entry");
       }
+      if (!child.nhs_number.empty() && !link.nhs_number().empty() &&
+          link.nhs_number() != child.nhs_number) {
+        continue;  // same name and birth date, different child
+      }
       if (!ids_by_child[child.child_index].insert(link.referral_id()).second) {
         continue;  // already linked for this child (by another key)
       }
+      link.clear_nhs_number();
       link.set_child_index(child.child_index);
       link.set_matched_by(child.matched_by);
       *record.add_links() = std::move(link);
@@ -360,7 +373,8 @@ absl::StatusOr<SubmitResult> ReferralStoreImpl::ApplySubmit(
   }
 
   // Writes: the record, the seq high-water, idempotency, child links, the
-  // queue's marker and its ready and arrival entries.
+  // queue's marker and its ready and arrival entries, and a notice (and
+  // marker) for each notified queue.
   QueueState* queue = group.Queue(placement.queue, /*create=*/true);
   RETURN_IF_ERROR(PutRecord(group, record));
   RETURN_IF_ERROR(FromBatch(group.batch().Put(cf(kMeta), keys::NextSeqMetaKey(),
@@ -373,22 +387,40 @@ absl::StatusOr<SubmitResult> ReferralStoreImpl::ApplySubmit(
   self.set_referral_id(record.referral_id());
   self.set_received_at_us(record.received_at_us());
   self.set_agency_type(command.referral.referrer().agency_type());
-  const std::string self_value = self.SerializeAsString();
   std::set<std::string> indexed;
   for (const ChildMatchKey& child : command.child_keys) {
     if (child.key.empty() || !indexed.insert(child.key).second) continue;
+    self.set_nhs_number(child.nhs_number);
     RETURN_IF_ERROR(FromBatch(group.batch().Put(
         cf(kChildren),
         keys::EncodeChildLinkKey({child.key, record.received_at_us(), seq}),
-        self_value)));
+        self.SerializeAsString())));
   }
-  if (!queue->persisted) {
-    RETURN_IF_ERROR(FromBatch(group.batch().Put(
-        cf(kMeta), keys::KnownQueueMetaKey(placement.queue), "")));
-    queue->persisted = true;
-    group.undo().Record([queue] { queue->persisted = false; });
-  }
+  auto persist_queue = [&](const std::string& name,
+                           QueueState* state) -> absl::Status {
+    if (state->persisted) return absl::OkStatus();
+    RETURN_IF_ERROR(FromBatch(
+        group.batch().Put(cf(kMeta), keys::KnownQueueMetaKey(name), "")));
+    state->persisted = true;
+    group.undo().Record([state] { state->persisted = false; });
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(persist_queue(placement.queue, queue));
   RETURN_IF_ERROR(AddToQueue(group, *queue, record));
+  // A notice per notified queue, so that a queue that is only told (the
+  // emergency duty team out of hours) can list what it was told about. The
+  // notified queue becomes a known queue for the counts.
+  std::set<std::string> noticed;
+  for (const std::string& notified : placement.notified_queues) {
+    if (notified == placement.queue || !noticed.insert(notified).second) {
+      continue;
+    }
+    RETURN_IF_ERROR(
+        persist_queue(notified, group.Queue(notified, /*create=*/true)));
+    RETURN_IF_ERROR(FromBatch(group.batch().Put(
+        cf(kNotices),
+        keys::EncodeNoticeKey({notified, record.received_at_us(), seq}), "")));
+  }
   group.next_seq() = seq + 1;
   group.undo().Record([&group, seq] { group.next_seq() = seq; });
 
@@ -561,10 +593,55 @@ absl::StatusOr<absl::Time> ReferralStoreImpl::ApplyDecide(
   const std::string outcome = OutcomeKeyOf(record);
   RETURN_IF_ERROR(FromBatch(group.batch().Put(cf(kOutcomes), outcome, "")));
   group.Outcomes(record.agency_id()).Insert(outcome, "", &group.undo());
+  // Time to decision for the queue's statistics, then a little pruning of
+  // entries that have left the statistics window.
+  RETURN_IF_ERROR(FromBatch(group.batch().Put(
+      cf(kDecisions), DecisionStatKeyOf(record),
+      keys::EncodeTime(decision->decided_at_us() - record.received_at_us()))));
+  RETURN_IF_ERROR(PruneDecisionStats(group, *queue, record.queue(), now));
   RETURN_IF_ERROR(PutRecord(group, record));
   group.events().push_back(
       MakeEvent(QueueEvent::KIND_DECIDED, record, record.queue(), now));
   return now;
+}
+
+absl::Status ReferralStoreImpl::PruneDecisionStats(Group& group,
+                                                   QueueState& queue,
+                                                   const std::string& name,
+                                                   absl::Time now) {
+  // Entries decided before the cutoff are outside every later window (the
+  // clock moves forward), so nothing reads them again.
+  const std::string bound = keys::DecisionStatKeyBound(
+      name, ToMicros(now - options_.decision_stats_window));
+  const std::string from = queue.decisions_pruned_to.empty()
+                               ? keys::NamePrefix(name)
+                               : queue.decisions_pruned_to;
+  if (from >= bound) return absl::OkStatus();
+  // Collected before the batch changes: its iterator must not see its own
+  // deletions while it moves.
+  std::vector<std::string> old;
+  {
+    std::unique_ptr<rocksdb::Iterator> it =
+        group.NewIterator(cf(kDecisions), &bound);
+    for (it->Seek(from); it->Valid() && it->key().compare(bound) < 0 &&
+                         old.size() < kMaxPrunedPerDecision;
+         it->Next()) {
+      old.push_back(it->key().ToString());
+    }
+    if (!it->status().ok()) return FromRocksStatus(it->status(), "read");
+  }
+  for (const std::string& key : old) {
+    RETURN_IF_ERROR(FromBatch(group.batch().SingleDelete(cf(kDecisions), key)));
+  }
+  // The next prune starts after what was deleted (or at the cutoff, when
+  // nothing older is left), never stepping over these tombstones again.
+  std::string mark =
+      old.size() < kMaxPrunedPerDecision ? bound : keys::Successor(old.back());
+  group.undo().Record([&queue, previous = queue.decisions_pruned_to]() mutable {
+    queue.decisions_pruned_to = std::move(previous);
+  });
+  queue.decisions_pruned_to = std::move(mark);
+  return absl::OkStatus();
 }
 
 // --- Outcomes and dead letters. --------------------------------------------

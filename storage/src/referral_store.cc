@@ -4,14 +4,21 @@
 // RocksDB choices:
 //  - Every write is one WriteBatch with WriteOptions::sync, so an OK reply
 //    means the whole change is in the synced write-ahead log.
-//  - Index column families (ready, arrival, leases, dead letters, outcomes)
-//    only ever Put a key once and SingleDelete it once, and use
+//  - Index column families (ready, arrival, leases, dead letters, outcomes,
+//    decision stats) only ever Put a key once and SingleDelete it once, and use
 //    NewCompactOnDeletionCollectorFactory: SST files dense with tombstones
 //    are compacted early, where a SingleDelete and its Put cancel out. The
 //    design does not rely on that for bounded claims (IndexHead does); it
 //    just keeps the files small.
 //  - Referrals get a bloom filter (point lookups by seq); one LRU block
 //    cache is shared by all families.
+//  - Decision stats (queue, decided_at, seq -> time to decision) are read
+//    only from now - decision_stats_window on, and each Decide prunes a few
+//    entries older than that from a per-queue mark, so the figures cost one
+//    range read of one window and no read steps over the pruned tombstones.
+//  - Notices (queue, received_at, seq) are written once per notified queue at
+//    submission and never deleted; they are listed newest first by a reverse
+//    range read, and counted for the last 24 hours by a range read.
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
@@ -55,8 +62,8 @@ constexpr int kMaxPageSize = 1000;
 
 const char* const kFamilyNames[ReferralStoreImpl::kFamilyCount] = {
     "default",  // rocksdb::kDefaultColumnFamilyName
-    "referrals",    "ready",       "arrival",  "leases",
-    "dead_letters", "idempotency", "outcomes", "children",
+    "referrals",   "ready",    "arrival",  "leases",    "dead_letters",
+    "idempotency", "outcomes", "children", "decisions", "notices",
 };
 
 bool IsIndexFamily(int family) {
@@ -66,6 +73,7 @@ bool IsIndexFamily(int family) {
     case ReferralStoreImpl::kLeases:
     case ReferralStoreImpl::kDeadLetters:
     case ReferralStoreImpl::kOutcomes:
+    case ReferralStoreImpl::kDecisions:
       return true;
     default:
       return false;
@@ -119,6 +127,18 @@ absl::StatusOr<std::optional<std::string>> ParsePageToken(
         "page_token: not a page token of this listing");
   }
   return key;
+}
+
+// Keys stamped at or before t sort below a bound built for JustAfter(t).
+int64_t JustAfter(int64_t t) {
+  return t == std::numeric_limits<int64_t>::max() ? t : t + 1;
+}
+
+// The index of the nearest-rank percentile `pct` (1..100) among n sorted
+// values: rank ceil(pct * n / 100), 1-based.
+size_t NearestRankIndex(int pct, size_t n) {
+  const size_t rank = (static_cast<size_t>(pct) * n + 99) / 100;
+  return rank == 0 ? 0 : rank - 1;
 }
 
 int ClampPageSize(int page_size) {
@@ -284,6 +304,10 @@ absl::StatusOr<std::unique_ptr<ReferralStoreImpl>> ReferralStoreImpl::OpenImpl(
   }
   if (options.max_group_size < 1) {
     return absl::InvalidArgumentError("max_group_size: must be at least 1");
+  }
+  if (options.decision_stats_window <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "decision_stats_window: must be positive");
   }
   if (!options.clock) options.clock = [] { return absl::Now(); };
   std::error_code error;
@@ -927,10 +951,9 @@ std::vector<QueueCounts> ReferralStoreImpl::GetQueueCounts(absl::Time now) {
   }
   const int64_t now_us = ToMicros(now);
   const int64_t hour_us = ToMicros(now + absl::Hours(1));
+  const int64_t day_ago_us = ToMicros(now - absl::Hours(24));
   // Keys due at or before t are below the bound for t + 1µs.
-  auto after = [](int64_t t) {
-    return t == std::numeric_limits<int64_t>::max() ? t : t + 1;
-  };
+  auto after = JustAfter;
 
   std::vector<QueueCounts> result;
   result.reserve(copies.size());
@@ -1004,7 +1027,179 @@ std::vector<QueueCounts> ReferralStoreImpl::GetQueueCounts(absl::Time now) {
         ++counts.due_within_hour;
       }
     }
+
+    absl::Status decided = ReadDecisionStats(now, snapshot.get(), counts);
+    if (!decided.ok()) {
+      LogWarning("queue counts: decision stats read failed");
+    }
+    absl::StatusOr<int64_t> notices = CountRange(
+        kNotices, keys::NoticeKeyBound(copy.name, day_ago_us),
+        keys::NoticeKeyBound(copy.name, after(now_us)), snapshot.get());
+    if (notices.ok()) {
+      counts.notices_last_24h = *notices;
+    } else {
+      LogWarning("queue counts: notice index read failed");
+    }
     result.push_back(std::move(counts));
+  }
+  return result;
+}
+
+absl::Status ReferralStoreImpl::ReadDecisionStats(
+    absl::Time now, const rocksdb::Snapshot* snapshot, QueueCounts& counts) {
+  const absl::Duration window = options_.decision_stats_window;
+  counts.decision_window = window;
+  const std::string lower =
+      keys::DecisionStatKeyBound(counts.queue, ToMicros(now - window));
+  const std::string upper =
+      keys::DecisionStatKeyBound(counts.queue, JustAfter(ToMicros(now)));
+  rocksdb::Slice lower_slice(lower);
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions read;
+  read.snapshot = snapshot;
+  read.iterate_lower_bound = &lower_slice;
+  read.iterate_upper_bound = &upper_slice;
+  // Statistics reads should not push referral blocks out of the cache.
+  read.fill_cache = false;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, cf(kDecisions)));
+  // Newest first, so that a queue over the cap is measured on its most
+  // recent decisions.
+  std::vector<int64_t> micros;
+  for (it->SeekToLast(); it->Valid() && static_cast<int64_t>(micros.size()) <
+                                            QueueCounts::kMaxDecisionsRead;
+       it->Prev()) {
+    std::optional<int64_t> value = keys::ReadTime(it->value().ToStringView());
+    if (!value) return absl::DataLossError("decision stats: unreadable entry");
+    // A clock that stepped back can make a decision precede its receipt.
+    micros.push_back(std::max<int64_t>(*value, 0));
+  }
+  if (!it->status().ok()) return FromRocksStatus(it->status(), "read");
+  counts.decisions_in_window = static_cast<int64_t>(micros.size());
+  if (micros.empty()) return absl::OkStatus();
+  // Each selection only needs the part above the previous one.
+  auto select = [&micros](int pct, size_t from) {
+    const size_t index = NearestRankIndex(pct, micros.size());
+    std::nth_element(micros.begin() + static_cast<ptrdiff_t>(from),
+                     micros.begin() + static_cast<ptrdiff_t>(index),
+                     micros.end());
+    return index;
+  };
+  const size_t p50 = select(50, 0);
+  counts.time_to_decision_p50 = absl::Microseconds(micros[p50]);
+  const size_t p90 = select(90, p50);
+  counts.time_to_decision_p90 = absl::Microseconds(micros[p90]);
+  const size_t p99 = select(99, p90);
+  counts.time_to_decision_p99 = absl::Microseconds(micros[p99]);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ReferralPage> ReferralStoreImpl::ListNotices(
+    std::string_view queue, int page_size, std::string_view page_token) {
+  if (!keys::IsValidName(queue)) {
+    return absl::InvalidArgumentError("queue: not a queue name");
+  }
+  page_size = ClampPageSize(page_size);
+  const std::string prefix = keys::NamePrefix(queue);
+  auto seq_of = [queue](std::string_view key) -> std::optional<uint64_t> {
+    auto k = keys::DecodeNoticeKey(key);
+    if (!k || k->queue != queue) return std::nullopt;
+    return k->seq;
+  };
+  ASSIGN_OR_RETURN(std::optional<std::string> after,
+                   ParsePageToken(page_token, prefix, seq_of));
+  std::shared_ptr<const rocksdb::Snapshot> snapshot = CurrentSnapshot();
+
+  // Newest first: read backwards from the end of the queue's range, or from
+  // just below the last key of the previous page. Notices are never
+  // deleted, so the read steps over no tombstones.
+  const std::string upper = after ? *after : keys::NamePrefixEnd(queue);
+  rocksdb::Slice lower_slice(prefix);
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions read;
+  read.snapshot = snapshot.get();
+  read.iterate_lower_bound = &lower_slice;
+  read.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, cf(kNotices)));
+  const size_t wanted = static_cast<size_t>(page_size) + 1;
+  std::vector<std::string> found;
+  for (it->SeekToLast(); it->Valid() && found.size() < wanted; it->Prev()) {
+    found.push_back(it->key().ToString());
+  }
+  if (!it->status().ok()) return FromRocksStatus(it->status(), "read");
+
+  ReferralPage page;
+  const bool more = found.size() > static_cast<size_t>(page_size);
+  if (more) found.pop_back();
+  for (const std::string& key : found) {
+    std::optional<uint64_t> seq = seq_of(key);
+    if (!seq) return absl::DataLossError("notice index: unreadable key");
+    ASSIGN_OR_RETURN(StoredReferral record, ReadBySeq(snapshot.get(), *seq));
+    page.referrals.push_back(std::move(record));
+  }
+  if (more) page.next_page_token = keys::ToHex(found.back());
+  return page;
+}
+
+std::vector<OutcomeBacklog> ReferralStoreImpl::GetOutcomeBacklog(
+    absl::Time now, absl::Duration acknowledge_within) {
+  std::vector<std::pair<std::string, IndexHead>> heads;
+  std::shared_ptr<const rocksdb::Snapshot> snapshot;
+  {
+    absl::ReaderMutexLock lock(&state_mu_);
+    for (const auto& [agency, head] : committed_.outcomes) {
+      if (head.live() > 0) heads.emplace_back(agency, head);
+    }
+    snapshot = committed_.snapshot;
+  }
+  // Outcomes decided at or before the cutoff are overdue.
+  const int64_t cutoff_us = ToMicros(now - acknowledge_within);
+
+  std::vector<OutcomeBacklog> result;
+  result.reserve(heads.size());
+  for (const auto& [agency, head] : heads) {
+    OutcomeBacklog backlog;
+    backlog.agency_id = agency;
+    backlog.unacknowledged = head.live();
+    // Overdue entries sort below the first key decided after the cutoff.
+    const std::string overdue_end =
+        keys::EncodeOutcomeKey({agency, JustAfter(cutoff_us), 0});
+    std::optional<int64_t> oldest;
+    for (const auto& [key, value] : head.stragglers()) {
+      std::optional<keys::OutcomeKey> k = keys::DecodeOutcomeKey(key);
+      if (!k) continue;
+      if (!oldest) oldest = k->decided_at_us;  // stragglers sort first
+      if (k->decided_at_us <= cutoff_us) ++backlog.overdue;
+    }
+    if (head.live_from_low_water() > 0) {
+      // The oldest: the first straggler, else the first key from the mark.
+      if (!oldest) {
+        const std::string end = keys::NamePrefixEnd(agency);
+        rocksdb::Slice upper(end);
+        rocksdb::ReadOptions read;
+        read.snapshot = snapshot.get();
+        read.iterate_upper_bound = &upper;
+        std::unique_ptr<rocksdb::Iterator> it(
+            db_->NewIterator(read, cf(kOutcomes)));
+        it->Seek(head.low_water());
+        if (it->Valid()) {
+          std::optional<keys::OutcomeKey> k =
+              keys::DecodeOutcomeKey(it->key().ToStringView());
+          if (k) oldest = k->decided_at_us;
+        }
+        if (!it->status().ok()) {
+          LogWarning("outcome backlog: outcome index read failed");
+        }
+      }
+      absl::StatusOr<int64_t> overdue =
+          CountRange(kOutcomes, head.low_water(), overdue_end, snapshot.get());
+      if (overdue.ok()) {
+        backlog.overdue += *overdue;
+      } else {
+        LogWarning("outcome backlog: outcome index read failed");
+      }
+    }
+    if (oldest) backlog.oldest_decided_at = FromMicros(*oldest);
+    result.push_back(std::move(backlog));
   }
   return result;
 }
@@ -1013,6 +1208,11 @@ int64_t ReferralStoreImpl::ReadyCount(std::string_view queue) {
   absl::ReaderMutexLock lock(&state_mu_);
   auto it = committed_.queues.find(queue);
   return it == committed_.queues.end() ? 0 : it->second.ready.live();
+}
+
+bool ReferralStoreImpl::KnowsQueue(std::string_view queue) {
+  absl::ReaderMutexLock lock(&state_mu_);
+  return committed_.queues.find(queue) != committed_.queues.end();
 }
 
 // --- Diagnostics. ----------------------------------------------------------

@@ -50,6 +50,10 @@ struct QueueState {
   // counts (claimed referrals are few: bounded by workers in flight).
   std::map<uint64_t, int64_t> claimed_due;
   bool persisted = false;  // its known-queue meta key is stored
+  // The decision-stats index of this queue holds nothing live below this key
+  // (everything below was pruned). Empty: not known since Open, so the next
+  // prune seeks from the start of the queue's range once.
+  std::string decisions_pruned_to;
 };
 
 // What the readers see: the state after the last group commit.
@@ -134,6 +138,8 @@ class ReferralStoreImpl final : public ReferralStore {
     kIdempotency,
     kOutcomes,
     kChildren,
+    kDecisions,  // decision stats: time to decision by queue and time
+    kNotices,    // referrals each notified queue was told of
     kFamilyCount,
   };
 
@@ -164,8 +170,14 @@ class ReferralStoreImpl final : public ReferralStore {
   absl::StatusOr<ReferralPage> ListDeadLetters(
       std::string_view queue, int page_size,
       std::string_view page_token) override;
+  absl::StatusOr<ReferralPage> ListNotices(
+      std::string_view queue, int page_size,
+      std::string_view page_token) override;
   std::vector<QueueCounts> GetQueueCounts(absl::Time now) override;
+  std::vector<OutcomeBacklog> GetOutcomeBacklog(
+      absl::Time now, absl::Duration acknowledge_within) override;
   int64_t ReadyCount(std::string_view queue) override;
+  bool KnowsQueue(std::string_view queue) override;
 
   // Diagnostics (referral_store_internal.h).
   internal::SeekCost last_claim_seek_cost() const;
@@ -245,6 +257,12 @@ class ReferralStoreImpl final : public ReferralStore {
   absl::Status FindEarlierReferrals(Group& group, const SubmitCommand& command,
                                     StoredReferral& record,
                                     int* most_for_one_child);
+  // Deletes up to a few decision-stat entries of `queue_name` decided before
+  // now - decision_stats_window, from the queue's prune mark on, so the
+  // index stays about one window long at a bounded cost per decision.
+  absl::Status PruneDecisionStats(Group& group, QueueState& queue,
+                                  const std::string& queue_name,
+                                  absl::Time now);
 
   // --- Reads. --------------------------------------------------------------
   std::shared_ptr<const rocksdb::Snapshot> CurrentSnapshot();
@@ -262,6 +280,11 @@ class ReferralStoreImpl final : public ReferralStore {
   absl::StatusOr<int64_t> CountRange(Family family, const std::string& from,
                                      const std::string& to,
                                      const rocksdb::Snapshot* snapshot);
+  // Fills the time-to-decision figures of `counts` from the decision-stats
+  // entries of its queue decided in [now - window, now].
+  absl::Status ReadDecisionStats(absl::Time now,
+                                 const rocksdb::Snapshot* snapshot,
+                                 QueueCounts& counts);
 
   const StoreOptions options_;
   std::unique_ptr<rocksdb::DB> db_;

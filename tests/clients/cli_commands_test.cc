@@ -46,12 +46,13 @@ class CliCommandsTest : public ::testing::Test {
 
   Result Run(const std::string& command, std::vector<std::string> args,
              CliOptions options = {}, std::vector<std::string> given = {},
-             CallCanceller* canceller = nullptr) {
+             CallCanceller* canceller = nullptr,
+             std::ostream* watched_out = nullptr) {
     std::ostringstream out, err;
     CliEnv env;
     env.channel = channel_;
     env.options = options;
-    env.out = &out;
+    env.out = watched_out != nullptr ? watched_out : &out;
     env.err = &err;
     env.canceller = canceller;
     const CommandSpec* spec = FindCommand(command);
@@ -294,17 +295,57 @@ TEST_F(CliCommandsTest, WatchPrintsEventsUntilTheStreamEnds) {
   EXPECT_THAT(r.out, StartsWith("{\"kind\":\"KIND_ARRIVED\""));
 }
 
+// Output a test can wait on: text written by another thread.
+class AwaitableOutput : public std::streambuf {
+ public:
+  bool AwaitText(const std::string& text, absl::Duration timeout) {
+    absl::MutexLock lock(&mutex_);
+    Wanted wanted{&text_, &text};
+    return mutex_.AwaitWithTimeout(absl::Condition(&wanted, &Wanted::Seen),
+                                   timeout);
+  }
+  std::string text() {
+    absl::MutexLock lock(&mutex_);
+    return text_;
+  }
+
+ protected:
+  int overflow(int c) override {
+    absl::MutexLock lock(&mutex_);
+    if (c != traits_type::eof()) text_.push_back(static_cast<char>(c));
+    return c;
+  }
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    absl::MutexLock lock(&mutex_);
+    text_.append(s, static_cast<size_t>(n));
+    return n;
+  }
+
+ private:
+  struct Wanted {
+    const std::string* text;
+    const std::string* wanted;
+    bool Seen() const { return text->find(*wanted) != std::string::npos; }
+  };
+  absl::Mutex mutex_;
+  std::string text_ ABSL_GUARDED_BY(mutex_);
+};
+
 TEST_F(CliCommandsTest, WatchEndsCleanlyWhenInterrupted) {
   CallCanceller canceller;
+  AwaitableOutput output;
+  std::ostream out(&output);
   std::thread interrupter([&] {
-    absl::SleepFor(absl::Milliseconds(300));
+    // Ctrl-C once the events have been printed.
+    EXPECT_TRUE(
+        output.AwaitText(" claimed REF-2026-000001 ", absl::Seconds(30)));
     canceller.Cancel();
   });
-  const Result r = Run("watch", {"endless"}, {}, {}, &canceller);
+  const Result r = Run("watch", {"endless"}, {}, {}, &canceller, &out);
   interrupter.join();
   EXPECT_EQ(r.code, kExitOk) << r.err;
-  EXPECT_THAT(r.out, HasSubstr(" claimed REF-2026-000001 "));
-  EXPECT_THAT(r.err, IsEmpty());
+  EXPECT_THAT(output.text(), HasSubstr(" claimed REF-2026-000001 "));
+  EXPECT_EQ(r.err, "watching endless\n");
 }
 
 TEST_F(CliCommandsTest, UsageErrors) {
@@ -352,7 +393,7 @@ TEST(CommandTableTest, UsageListsEveryCommandOnce) {
           << spec.name << " requires undeclared --" << flag;
     }
   }
-  EXPECT_EQ(names.size(), 13u);
+  EXPECT_EQ(names.size(), 14u);
   EXPECT_EQ(FindCommand("dead_letters"), FindCommand("dead-letters"));
   EXPECT_EQ(FindCommand("nope"), nullptr);
   EXPECT_EQ(CommandUsage("referral_cli", *FindCommand("decide")),

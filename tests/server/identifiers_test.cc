@@ -181,6 +181,21 @@ TEST(PostcodeTest, InwardLettersNeverCIKMOOrV) {
   }
 }
 
+TEST(PostcodeTest, OutwardCodesFollowTheSixFormats) {
+  for (const char* district :
+       {"M1", "B33", "CR2", "PE1", "PE29", "W1A", "EC1A", "SW1W", "DN55"}) {
+    EXPECT_TRUE(IsValidOutwardCode(district)) << district;
+  }
+}
+
+TEST(PostcodeTest, OutwardCodesKeepThePositionalLetterRules) {
+  for (const char* bad :
+       {"", "P", "PE", "1E1", "PE1AA", "PE123", "QE1", "VE1", "XE1", "PI1",
+        "PJ1", "PZ1", "W1I", "EC1C", "pe1", "PE1 ", "GIR"}) {
+    EXPECT_FALSE(IsValidOutwardCode(bad)) << '"' << bad << '"';
+  }
+}
+
 TEST(PostcodeTest, DistrictIsTheOutwardCode) {
   EXPECT_EQ(PostcodeDistrict("PE1 2AB"), "PE1");
   EXPECT_EQ(PostcodeDistrict("PE29 3AB"), "PE29");

@@ -30,6 +30,7 @@ using ::referral::v1::CONCERN_CATEGORY_NEGLECT;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 constexpr char kShippedRouting[] =
@@ -247,6 +248,17 @@ TEST_F(ShippedRoutingTest, UnrecognisablePostcodeCountsAsUnknown) {
   RoutingInput in = Ordinary();
   in.child_postcodes = {"not a postcode"};
   EXPECT_EQ(table_->Route(in).queue, "ifd-triage");
+}
+
+TEST_F(ShippedRoutingTest, NonGeographicPostcodeCountsAsUnknown) {
+  // GIR 0AA passes intake's postcode check but names no district, so it is
+  // no evidence that the child lives elsewhere.
+  RoutingInput in = Ordinary();
+  in.child_postcodes = {"GIR 0AA"};
+  EXPECT_FALSE(table_->IsInArea("GIR 0AA"));
+  EXPECT_EQ(table_->Route(in).queue, "ifd-triage");
+  in.child_postcodes = {"GIR 0AA", "CB1 1AA"};
+  EXPECT_EQ(table_->Route(in).queue, "out-of-area");
 }
 
 // --- Due times on the shipped queues --------------------------------------
@@ -591,6 +603,21 @@ TEST(RoutingConfigErrorsTest, UnspecifiedAgencyTypeCanNeverMatch) {
   EXPECT_THAT(message,
               HasSubstr(At(3, 11) + "rules[0].match.agency_types[0]: must be a "
                                     "specified"));
+}
+
+TEST(RoutingConfigErrorsTest, UnspecifiedConcernCanNeverMatch) {
+  const std::string message =
+      ParseError(WithRules("rules {\n"
+                           "  name: \"r\"\n"
+                           "  match { concerns: [ CONCERN_CATEGORY_NEGLECT, "
+                           "CONCERN_CATEGORY_UNSPECIFIED ] }\n"
+                           "  queue: \"b\"\n"
+                           "}\n"));
+  // Both values of the list literal are placed at its field name.
+  EXPECT_THAT(message,
+              HasSubstr(At(3, 11) + "rules[0].match.concerns[1]: must be a "
+                                    "specified concern category"));
+  EXPECT_THAT(message, Not(HasSubstr("concerns[0]")));
 }
 
 TEST(RoutingConfigErrorsTest, ImmediateRiskClockIsRequired) {

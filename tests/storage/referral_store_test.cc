@@ -795,6 +795,35 @@ TEST_F(RepeatedConcernTest, ThirdEarlierReferralInAYearRaisesTheBand) {
   EXPECT_EQ(order.front(), record.referral_id());
 }
 
+TEST_F(RepeatedConcernTest, ADifferentNhsNumberIsADifferentChild) {
+  const absl::Time now = clock_.Now();
+  ChildMatchKey first_name = ByName();
+  first_name.nhs_number = "9990000018";
+  ChildMatchKey first_nhs = ByNhs();
+  first_nhs.nhs_number = "9990000018";
+  ASSERT_TRUE(
+      SubmitAbout("first", now - absl::Hours(48), {first_nhs, first_name})
+          .ok());
+  // Same name and date of birth, another NHS number: not linked.
+  ChildMatchKey other_name = ByName();
+  other_name.nhs_number = "9990000026";
+  auto other = SubmitAbout(
+      "other", now - absl::Hours(24),
+      {ChildMatchKey{0, "nhs:9990000026", "nhs_number", "9990000026"},
+       other_name});
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(other->record.links_size(), 0);
+  // Same name and date of birth with no NHS number given: linked to both,
+  // because either may be this child.
+  auto unknown = SubmitAbout("unknown", now, {ByName()});
+  ASSERT_TRUE(unknown.ok());
+  ASSERT_EQ(unknown->record.links_size(), 2);
+  for (const auto& link : unknown->record.links()) {
+    EXPECT_EQ(link.matched_by(), "name_and_date_of_birth");
+    EXPECT_TRUE(link.nhs_number().empty()) << "index detail leaked";
+  }
+}
+
 TEST_F(RepeatedConcernTest, ImmediateRiskStaysImmediateRisk) {
   const absl::Time now = clock_.Now();
   for (int days : {30, 20, 10}) {

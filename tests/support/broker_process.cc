@@ -37,6 +37,16 @@ std::string ReadAll(int fd) {
   return out;
 }
 
+// Waits for `pid` to exit; its exit code, or 128+signal when killed.
+absl::StatusOr<int> WaitForExit(pid_t pid) {
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid) {
+    return absl::InternalError("waitpid failed");
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  return 128 + WTERMSIG(status);
+}
+
 }  // namespace
 
 TempDir::TempDir() {
@@ -114,13 +124,57 @@ void BrokerProcess::Kill() {
 absl::StatusOr<int> BrokerProcess::Terminate() {
   if (reaped_) return absl::FailedPreconditionError("already stopped");
   kill(pid_, SIGTERM);
-  int status = 0;
-  if (waitpid(pid_, &status, 0) != pid_) {
-    return absl::InternalError("waitpid failed");
-  }
   reaped_ = true;
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  return 128 + WTERMSIG(status);
+  return WaitForExit(pid_);
+}
+
+absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Start(
+    const std::vector<std::string>& argv_in, const std::string& stdout_path,
+    const std::string& stderr_path) {
+  std::vector<std::string> args = argv_in;
+  std::vector<char*> argv = ToArgv(args);
+  pid_t pid = fork();
+  if (pid < 0) return absl::InternalError("fork failed");
+  if (pid == 0) {
+    int out = open(stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int err = open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (out < 0 || err < 0) _exit(126);
+    dup2(out, STDOUT_FILENO);
+    dup2(err, STDERR_FILENO);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return std::unique_ptr<ChildProcess>(new ChildProcess(pid));
+}
+
+ChildProcess::~ChildProcess() {
+  if (!reaped_) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+}
+
+void ChildProcess::Signal(int signal_number) {
+  if (!reaped_) kill(pid_, signal_number);
+}
+
+absl::StatusOr<int> ChildProcess::Wait() {
+  if (reaped_) return absl::FailedPreconditionError("already reaped");
+  reaped_ = true;
+  return WaitForExit(pid_);
+}
+
+bool WaitForFileToContain(const std::string& path, const std::string& text,
+                          absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  do {
+    std::ifstream in(path);
+    std::stringstream contents;
+    contents << in.rdbuf();
+    if (contents.str().find(text) != std::string::npos) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  } while (absl::Now() < deadline);
+  return false;
 }
 
 absl::StatusOr<CommandResult> RunCommand(
@@ -148,10 +202,9 @@ absl::StatusOr<CommandResult> RunCommand(
   err_reader.join();
   close(out_pipe[0]);
   close(err_pipe[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  result.exit_code =
-      WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  absl::StatusOr<int> exit_code = WaitForExit(pid);
+  if (!exit_code.ok()) return exit_code.status();
+  result.exit_code = *exit_code;
   return result;
 }
 

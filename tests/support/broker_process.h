@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 
 namespace referral::testing {
 
@@ -61,6 +62,29 @@ class BrokerProcess {
   int port_;
   bool reaped_ = false;
 };
+
+// Any other binary run in the background with its output going to files,
+// for tests that interact with a long-running command (e.g. `watch`).
+class ChildProcess {
+ public:
+  static absl::StatusOr<std::unique_ptr<ChildProcess>> Start(
+      const std::vector<std::string>& argv, const std::string& stdout_path,
+      const std::string& stderr_path);
+  // SIGKILL if still running.
+  ~ChildProcess();
+  void Signal(int signal_number);
+  // Waits for exit; returns the exit code (or 128+signal).
+  absl::StatusOr<int> Wait();
+
+ private:
+  explicit ChildProcess(pid_t pid) : pid_(pid) {}
+  pid_t pid_;
+  bool reaped_ = false;
+};
+
+// Polls `path` until it contains `text` or `timeout` passes.
+bool WaitForFileToContain(const std::string& path, const std::string& text,
+                          absl::Duration timeout);
 
 // Runs a binary to completion and returns its exit code and stdout
 // and stderr.

@@ -46,7 +46,11 @@ v1::Referral SampleReferral(const SampleReferralOptions& options) {
 }
 
 BrokerClients::BrokerClients(const std::string& address)
-    : channel(grpc::CreateChannel(address, grpc::InsecureChannelCredentials())),
+    : BrokerClients(
+          grpc::CreateChannel(address, grpc::InsecureChannelCredentials())) {}
+
+BrokerClients::BrokerClients(std::shared_ptr<grpc::Channel> channel_in)
+    : channel(std::move(channel_in)),
       intake(v1::ReferralIntake::NewStub(channel)),
       triage(v1::Triage::NewStub(channel)),
       operations(v1::Operations::NewStub(channel)) {}

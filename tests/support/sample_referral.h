@@ -27,6 +27,7 @@ v1::Referral SampleReferral(const SampleReferralOptions& options = {});
 // Stubs of the three services on one insecure loopback channel.
 struct BrokerClients {
   explicit BrokerClients(const std::string& address);
+  explicit BrokerClients(std::shared_ptr<grpc::Channel> channel);
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1::ReferralIntake::Stub> intake;
   std::unique_ptr<v1::Triage::Stub> triage;

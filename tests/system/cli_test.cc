@@ -6,6 +6,7 @@
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -23,14 +24,18 @@
 #include "absl/time/time.h"
 #include "referral/v1/referral.pb.h"
 #include "support/broker_process.h"
+#include "support/dev_pki.h"
 
 namespace referral {
 namespace {
 
 using ::referral::testing::BrokerProcess;
+using ::referral::testing::ChildProcess;
 using ::referral::testing::CommandResult;
+using ::referral::testing::ReadWholeFile;
 using ::referral::testing::RunCommand;
 using ::referral::testing::TempDir;
+using ::referral::testing::WaitForFileToContain;
 using ::testing::AllOf;
 using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
@@ -317,21 +322,28 @@ TEST_F(CliSystemTest, DeadLettersListsAQueue) {
 TEST_F(CliSystemTest, WatchPrintsArrivalsUntilInterrupted) {
   const Submitted first =
       Submit(ExamplePath("school-neglect.json"), "system-watch-1");
-  absl::StatusOr<CommandResult> watch;
-  std::thread watcher([&] {
-    // SIGINT after a few seconds, as Ctrl-C would; the CLI exits 0.
-    watch = RunCommand({"/usr/bin/timeout", "--preserve-status", "-s", "INT",
-                        "4", REFERRAL_CLI_BIN, "--server=" + broker_->address(),
-                        "watch", first.queue});
-  });
-  absl::SleepFor(absl::Seconds(1.5));
+  const std::string out = tmp_.Sub("watch.out");
+  const std::string err = tmp_.Sub("watch.err");
+  auto watch =
+      ChildProcess::Start({REFERRAL_CLI_BIN, "--server=" + broker_->address(),
+                           "watch", first.queue},
+                          out, err);
+  ASSERT_TRUE(watch.ok());
+  // Registered with the broker: nothing submitted from now on is missed.
+  ASSERT_TRUE(
+      WaitForFileToContain(err, "watching " + first.queue, absl::Seconds(30)));
   const Submitted second =
       Submit(ExamplePath("school-neglect.json"), "system-watch-2");
-  watcher.join();
-  ASSERT_TRUE(watch.ok());
-  EXPECT_EQ(watch->exit_code, 0) << watch->err;
-  EXPECT_THAT(watch->out, ContainsRegex("arrived " + second.id +
-                                        " queue=" + first.queue + " "));
+  ASSERT_TRUE(
+      WaitForFileToContain(out, "arrived " + second.id, absl::Seconds(30)));
+  // Ctrl-C ends the watch cleanly.
+  (*watch)->Signal(SIGINT);
+  absl::StatusOr<int> exit_code = (*watch)->Wait();
+  ASSERT_TRUE(exit_code.ok());
+  EXPECT_EQ(*exit_code, 0);
+  const std::string printed = *ReadWholeFile(out);
+  EXPECT_THAT(printed, ContainsRegex("arrived " + second.id +
+                                     " queue=" + first.queue + " "));
 }
 
 TEST_F(CliSystemTest, BrokerDownIsUnavailable) {

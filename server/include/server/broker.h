@@ -33,6 +33,11 @@ struct BrokerOptions {
   // at which a new referral is marked and raised a priority band.
   absl::Duration repeated_concern_window = absl::Hours(24 * 365);
   int repeated_concern_threshold = 3;
+  // Referrer feedback: a decided outcome the referring agency has not
+  // acknowledged after this long shows as overdue in the ops stats.
+  absl::Duration outcome_ack_overdue = absl::Hours(24);
+  // The window of the per-queue time-to-decision figures in the ops stats.
+  absl::Duration decision_stats_window = absl::Hours(24 * 28);
   // Largest request accepted (a referral is a few KB).
   int max_message_bytes = 4 * 1024 * 1024;
   // Time granted to in-flight calls on shutdown before they are cancelled.

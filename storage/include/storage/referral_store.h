@@ -56,6 +56,11 @@ struct StoreOptions {
       on_committed;
   // Largest number of mutations joined into one synced write.
   int max_group_size = 512;
+  // The window of the time-to-decision figures in QueueCounts: decisions
+  // made from now - window to now, both included. Older entries of the decision
+  // index are pruned as new decisions are recorded, so the index holds about
+  // one window of decisions. Must be positive.
+  absl::Duration decision_stats_window = absl::Hours(24 * 28);
 };
 
 // Where routing put a referral and when it is due.
@@ -74,6 +79,11 @@ struct ChildMatchKey {
   // the caller). An empty key never matches.
   std::string key;
   std::string matched_by;  // "nhs_number" or "name_and_date_of_birth"
+  // The child's NHS number when it has a valid one. Two children with the
+  // same name and date of birth but different NHS numbers are different
+  // children, so a name match is ignored when both numbers are known and
+  // differ.
+  std::string nhs_number;
 };
 
 struct RepeatedConcernPolicy {
@@ -161,6 +171,31 @@ struct QueueCounts {
   std::optional<absl::Time> oldest_ready_received_at;
   int64_t overdue = 0;          // ready or claimed with due_at <= now
   int64_t due_within_hour = 0;  // ready or claimed, now < due_at <= now+1h
+
+  // Time to decision (received -> decided) of the queue's referrals decided
+  // within decision_window up to now. Percentiles are nearest-rank over those
+  // decisions and unset when there are none. At most the newest
+  // kMaxDecisionsRead decisions of a queue are read.
+  static constexpr int64_t kMaxDecisionsRead = 1'000'000;
+  absl::Duration decision_window;
+  int64_t decisions_in_window = 0;
+  std::optional<absl::Duration> time_to_decision_p50;
+  std::optional<absl::Duration> time_to_decision_p90;
+  std::optional<absl::Duration> time_to_decision_p99;
+
+  // Referrals received in the last 24 hours that this queue was notified of
+  // (routing's `notify`) while their work item lives in another queue.
+  int64_t notices_last_24h = 0;
+};
+
+// Outcomes an agency has not yet acknowledged (the referrer-feedback backlog).
+struct OutcomeBacklog {
+  std::string agency_id;
+  int64_t unacknowledged = 0;
+  // Of those, decided at or before now - acknowledge_within.
+  int64_t overdue = 0;
+  // The decision time of the oldest unacknowledged outcome.
+  absl::Time oldest_decided_at;
 };
 
 class ReferralStore {
@@ -223,10 +258,22 @@ class ReferralStore {
   // Dead letters of a queue, in the order they were dead-lettered.
   virtual absl::StatusOr<ReferralPage> ListDeadLetters(
       std::string_view queue, int page_size, std::string_view page_token) = 0;
-  // Counts for every queue that has ever held a referral, by queue name.
+  // Referrals a queue was notified of (Placement::notified_queues), newest
+  // receipt first; each record is the referral as it is now.
+  virtual absl::StatusOr<ReferralPage> ListNotices(
+      std::string_view queue, int page_size, std::string_view page_token) = 0;
+  // Counts for every queue that has ever held a referral or a notice, by
+  // queue name.
   virtual std::vector<QueueCounts> GetQueueCounts(absl::Time now) = 0;
+  // Every agency with unacknowledged outcomes, by agency id. An outcome is
+  // overdue when decided at or before now - acknowledge_within.
+  virtual std::vector<OutcomeBacklog> GetOutcomeBacklog(
+      absl::Time now, absl::Duration acknowledge_within) = 0;
   // Ready count of one queue (cheap: kept in memory).
   virtual int64_t ReadyCount(std::string_view queue) = 0;
+  // Whether the queue has ever held a referral or a notice (cheap: kept in
+  // memory); the queues GetQueueCounts lists.
+  virtual bool KnowsQueue(std::string_view queue) = 0;
 
  protected:
   ReferralStore() = default;
