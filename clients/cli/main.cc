@@ -21,9 +21,21 @@
 #include "cli_args.h"
 #include "cli_commands.h"
 
-// Connection flags: every command accepts them. TLS flags (--ca, --cert,
-// --key) belong here and in ChannelOptionsFromFlags().
+// Connection flags: every command accepts them (see ChannelOptionsFromFlags).
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "broker address");
+ABSL_FLAG(std::string, ca, "",
+          "PEM CA bundle for the broker's certificate; turns on TLS "
+          "(default: $REFERRAL_CA)");
+ABSL_FLAG(std::string, cert, "",
+          "PEM client certificate for mutual TLS (default: $REFERRAL_CERT)");
+ABSL_FLAG(std::string, key, "",
+          "PEM private key of --cert (default: $REFERRAL_KEY)");
+ABSL_FLAG(std::string, tls_server_name, "",
+          "name the broker's certificate must carry, if not the --server "
+          "host");
+ABSL_FLAG(std::string, on_behalf_of, "",
+          "staff member the call is made for, sent to the broker's audit "
+          "trail");
 ABSL_FLAG(bool, json, false, "print responses as protobuf JSON");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30), "deadline per call");
 
@@ -47,8 +59,9 @@ namespace {
 constexpr char kProgram[] = "referral_cli";
 
 const std::vector<std::string>& GlobalFlags() {
-  static const auto* const kFlags =
-      new std::vector<std::string>{"server", "json", "timeout"};
+  static const auto* const kFlags = new std::vector<std::string>{
+      "server", "json", "timeout",         "ca",
+      "cert",   "key",  "tls_server_name", "on_behalf_of"};
   return *kFlags;
 }
 
@@ -66,10 +79,24 @@ bool IsOwnFlag(absl::string_view name) {
   return false;
 }
 
-ChannelOptions ChannelOptionsFromFlags() {
+// `given`: the flags on the command line. --ca, --cert and --key fall back
+// on REFERRAL_CA, REFERRAL_CERT and REFERRAL_KEY when not given.
+ChannelOptions ChannelOptionsFromFlags(const std::vector<std::string>& given) {
+  const auto flag = [&given](absl::string_view name, const std::string& value) {
+    return Contains(given, name) ? std::optional<std::string>(value)
+                                 : std::nullopt;
+  };
   ChannelOptions options;
   options.address = absl::GetFlag(FLAGS_server);
   options.user_agent = "referral_cli";
+  options.ca_file =
+      FlagOrEnvironment(flag("ca", absl::GetFlag(FLAGS_ca)), kCaEnv);
+  options.cert_file =
+      FlagOrEnvironment(flag("cert", absl::GetFlag(FLAGS_cert)), kCertEnv);
+  options.key_file =
+      FlagOrEnvironment(flag("key", absl::GetFlag(FLAGS_key)), kKeyEnv);
+  options.tls_server_name = absl::GetFlag(FLAGS_tls_server_name);
+  options.on_behalf_of = absl::GetFlag(FLAGS_on_behalf_of);
   return options;
 }
 
@@ -180,7 +207,7 @@ int Main(int argc, char** argv) {
   static CallCanceller canceller;
   HandleSignalsOnThread(&canceller);
   absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
-      ConnectToBroker(ChannelOptionsFromFlags());
+      ConnectToBroker(ChannelOptionsFromFlags(given));
   if (!channel.ok()) return Usage(channel.status().message());
 
   CliEnv env;

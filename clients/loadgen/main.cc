@@ -6,6 +6,7 @@
 //
 // Run it against a broker kept for load testing: it submits thousands of
 // referrals and decides them as "no further action".
+#include <algorithm>
 #include <iostream>
 #include <optional>
 #include <random>
@@ -26,6 +27,17 @@
 #include "referral_json.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "broker address");
+ABSL_FLAG(std::string, ca, "",
+          "PEM CA bundle for the broker's certificate; turns on TLS "
+          "($REFERRAL_CA when not given)");
+ABSL_FLAG(std::string, cert, "",
+          "PEM client certificate for mutual TLS ($REFERRAL_CERT when not "
+          "given)");
+ABSL_FLAG(std::string, key, "",
+          "PEM private key of --cert ($REFERRAL_KEY when not given)");
+ABSL_FLAG(std::string, tls_server_name, "",
+          "name the broker's certificate must carry, if not the --server "
+          "host");
 ABSL_FLAG(int64_t, n, 10000, "referrals to submit");
 ABSL_FLAG(int, concurrency, 64, "submissions in flight at once");
 ABSL_FLAG(int, channels, 1, "HTTP/2 connections to spread calls over");
@@ -55,14 +67,26 @@ namespace referral::clients {
 namespace {
 
 constexpr char kProgram[] = "referral_loadgen";
-constexpr const char* kOwnFlags[] = {"server",        "n",
-                                     "concurrency",   "channels",
-                                     "referral",      "vary_children",
-                                     "agency",        "key_prefix",
-                                     "timeout",       "drain",
-                                     "queue",         "claim_batch",
-                                     "drain_workers", "lease_seconds",
-                                     "decision",      "drain_timeout",
+constexpr const char* kOwnFlags[] = {"server",
+                                     "ca",
+                                     "cert",
+                                     "key",
+                                     "tls_server_name",
+                                     "n",
+                                     "concurrency",
+                                     "channels",
+                                     "referral",
+                                     "vary_children",
+                                     "agency",
+                                     "key_prefix",
+                                     "timeout",
+                                     "drain",
+                                     "queue",
+                                     "claim_batch",
+                                     "drain_workers",
+                                     "lease_seconds",
+                                     "decision",
+                                     "drain_timeout",
                                      "json"};
 
 int Usage(absl::string_view message) {
@@ -74,7 +98,7 @@ void PrintHelp() {
   std::cout << "usage: " << kProgram << " [--flag=value ...]\n\n";
   for (const char* name : kOwnFlags) {
     const absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
-    std::cout << absl::StrFormat("  --%-14s %s (default: %s)\n", name,
+    std::cout << absl::StrFormat("  --%-17s %s (default: %s)\n", name,
                                  flag->Help(), flag->DefaultValue());
   }
 }
@@ -104,7 +128,9 @@ int Main(int argc, char** argv) {
     return Usage(
         absl::StrCat("unexpected argument \"", split->positional[0], "\""));
   }
+  std::vector<std::string> given;
   for (const FlagArg& arg : split->flags) {
+    given.push_back(arg.name);
     std::string error;
     if (!absl::FindCommandLineFlag(arg.name)->ParseFrom(arg.value, &error)) {
       return Usage(absl::StrCat("invalid value for --", arg.name, ": ", error));
@@ -162,12 +188,27 @@ int Main(int argc, char** argv) {
     };
   }
 
+  // --ca, --cert and --key fall back on REFERRAL_CA, REFERRAL_CERT and
+  // REFERRAL_KEY when not on the command line.
+  const auto flag_if_given = [&given](absl::string_view name,
+                                      const std::string& value) {
+    return std::find(given.begin(), given.end(), name) != given.end()
+               ? std::optional<std::string>(value)
+               : std::nullopt;
+  };
+  ChannelOptions channel_options;
+  channel_options.address = absl::GetFlag(FLAGS_server);
+  channel_options.user_agent = "referral_loadgen";
+  channel_options.dedicated_connection = channel_count > 1;
+  channel_options.ca_file =
+      FlagOrEnvironment(flag_if_given("ca", absl::GetFlag(FLAGS_ca)), kCaEnv);
+  channel_options.cert_file = FlagOrEnvironment(
+      flag_if_given("cert", absl::GetFlag(FLAGS_cert)), kCertEnv);
+  channel_options.key_file = FlagOrEnvironment(
+      flag_if_given("key", absl::GetFlag(FLAGS_key)), kKeyEnv);
+  channel_options.tls_server_name = absl::GetFlag(FLAGS_tls_server_name);
   std::vector<std::shared_ptr<grpc::Channel>> channels;
   for (int i = 0; i < channel_count; ++i) {
-    ChannelOptions channel_options;
-    channel_options.address = absl::GetFlag(FLAGS_server);
-    channel_options.user_agent = "referral_loadgen";
-    channel_options.dedicated_connection = channel_count > 1;
     absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
         ConnectToBroker(channel_options);
     if (!channel.ok()) return Usage(channel.status().message());

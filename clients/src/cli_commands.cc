@@ -644,8 +644,8 @@ std::string CommandUsage(absl::string_view program, const CommandSpec& spec) {
 std::string UsageText(absl::string_view program) {
   std::string out = absl::StrCat(
       "usage: ", program,
-      " [--server=HOST:PORT] [--json] [--timeout=DURATION] COMMAND [ARGS] "
-      "[FLAGS]\n"
+      " [--server=HOST:PORT] [--json] [--timeout=DURATION] [TLS flags]\n"
+      "    COMMAND [ARGS] [FLAGS]\n"
       "\n"
       "Talks to the referral broker (default 127.0.0.1:50051). A command may "
       "be\npreceded by its group name (",
@@ -676,6 +676,25 @@ std::string UsageText(absl::string_view program) {
       "  --server=HOST:PORT   broker address (default 127.0.0.1:50051)\n"
       "  --json               print responses as protobuf JSON, one per line\n"
       "  --timeout=DURATION   deadline per call, e.g. 10s (default 30s)\n"
+      "  --on_behalf_of=NAME  staff member the call is made for; sent to the\n"
+      "                       broker's audit trail (x-referral-on-behalf-of)\n"
+      "\nTLS flags (the broker requires mutual TLS unless run for "
+      "development):\n"
+      "  --ca=FILE            PEM CA bundle the broker's certificate must "
+      "chain\n"
+      "                       to; turns TLS on (default: $REFERRAL_CA)\n"
+      "  --cert=FILE          PEM client certificate, identified by its URI "
+      "SAN\n"
+      "                       spiffe://referral-broker/NAME or CN "
+      "(default:\n"
+      "                       $REFERRAL_CERT)\n"
+      "  --key=FILE           PEM private key of --cert (default: "
+      "$REFERRAL_KEY)\n"
+      "  --tls_server_name=NAME  name the broker's certificate must carry "
+      "when\n"
+      "                       it is not the --server host\n"
+      "  A flag given on the command line, even empty, wins over its\n"
+      "  environment variable.\n"
       "\nDecisions: ",
       absl::StrJoin(DecisionShortNames(), ", "),
       "\n           (or DECISION_* names; aliases nfa, s17, s47)\n"

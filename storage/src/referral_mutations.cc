@@ -705,7 +705,8 @@ absl::StatusOr<std::string> ReferralStoreImpl::ApplyRequeue(
 
 // --- Lease expiry. ---------------------------------------------------------
 
-absl::StatusOr<int> ReferralStoreImpl::ApplyExpireLeases(Group& group) {
+absl::StatusOr<int> ReferralStoreImpl::ApplyExpireLeases(
+    Group& group, std::vector<std::string>* expired_ids) {
   const absl::Time now = options_.clock();
   // Lease keys expiring at or before now sort below this bound.
   const std::string bound =
@@ -745,6 +746,7 @@ absl::StatusOr<int> ReferralStoreImpl::ApplyExpireLeases(Group& group) {
     RETURN_IF_ERROR(ReturnOrDeadLetter(group, *queue, record, now,
                                        QueueEvent::KIND_LEASE_EXPIRED));
     RETURN_IF_ERROR(PutRecord(group, record));
+    expired_ids->push_back(record.referral_id());
   }
   // Nothing live below the bound remains: later passes start there.
   leases.RaiseTo(bound, &group.undo());

@@ -33,6 +33,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "audit_chain.h"
 #include "index_head.h"
 #include "referral_store_internal.h"
 #include "rocksdb/db.h"
@@ -63,6 +64,8 @@ struct CommittedState {
   std::map<std::string, IndexHead, std::less<>> outcomes;
   IndexHead leases;
   uint64_t next_seq = 1;
+  // The audit chain's head after the last group commit.
+  audit::ChainHead audit_head;
   // The database as of the last group commit (released when replaced and
   // no reader holds it any longer).
   std::shared_ptr<const rocksdb::Snapshot> snapshot;
@@ -84,6 +87,8 @@ class Group {
   IndexHead& Outcomes(const std::string& agency_id);
   IndexHead& Leases();
   uint64_t& next_seq() { return next_seq_; }
+  // The audit chain as amended by this group (published with it).
+  audit::ChainHead& audit_head() { return audit_head_; }
 
   // Reads through the batch: nullopt when absent.
   absl::StatusOr<std::optional<std::string>> Get(
@@ -112,6 +117,18 @@ class Group {
   std::map<std::string, IndexHead, std::less<>> outcomes_;
   std::optional<IndexHead> leases_;
   uint64_t next_seq_;
+  audit::ChainHead audit_head_;
+};
+
+// One audit record to append, before it gets its place in the chain.
+struct AuditEntry {
+  std::string principal;
+  std::string on_behalf_of;
+  std::string action;
+  std::string referral_id;
+  std::string result;  // "OK" or the status code name
+  // The record's time; the commit thread's clock when unset.
+  std::optional<absl::Time> at;
 };
 
 // One queued mutation.
@@ -121,6 +138,9 @@ class Op {
   // Adds the mutation to the group. On error the caller rolls the batch and
   // the group's state back to where they were before.
   virtual absl::Status Apply(Group& group) = 0;
+  // The audit records of the mutation, given what Apply returned; called
+  // once, right after Apply (and after a failed one is rolled back).
+  virtual std::vector<AuditEntry> AuditEntries(const absl::Status& status) = 0;
   // Reports the outcome; called exactly once.
   virtual void Complete(absl::Status status) = 0;
 };
@@ -140,6 +160,7 @@ class ReferralStoreImpl final : public ReferralStore {
     kChildren,
     kDecisions,  // decision stats: time to decision by queue and time
     kNotices,    // referrals each notified queue was told of
+    kAudit,      // the audit trail (audit_chain.h)
     kFamilyCount,
   };
 
@@ -159,6 +180,11 @@ class ReferralStoreImpl final : public ReferralStore {
   void RequeueDeadLetter(RequeueCommand command,
                          Done<std::string> done) override;
   void ExpireLeases(Done<int> done) override;
+  void RecordAccess(AccessRecord access, Done<absl::Time> done) override;
+  absl::StatusOr<std::vector<AuditRecord>> ExportAudit(absl::Time from,
+                                                       absl::Time to,
+                                                       int limit) override;
+  absl::StatusOr<AuditVerification> VerifyAudit() override;
 
   absl::StatusOr<StoredReferral> GetReferral(
       std::string_view referral_id) override;
@@ -186,7 +212,8 @@ class ReferralStoreImpl final : public ReferralStore {
   void FailNextWrite(internal::WriteFailure failure);
 
  private:
-  ReferralStoreImpl(StoreOptions options, rocksdb::DB* db,
+  ReferralStoreImpl(StoreOptions options, std::unique_ptr<rocksdb::Env> env,
+                    rocksdb::DB* db,
                     std::vector<rocksdb::ColumnFamilyHandle*> families);
 
   rocksdb::ColumnFamilyHandle* cf(Family family) const {
@@ -213,6 +240,8 @@ class ReferralStoreImpl final : public ReferralStore {
   // Moves every head whose first key was erased in this group past the
   // tombstones, reading through the batch.
   absl::Status AdvanceHeads(Group& group);
+  // Appends `entries` to the group's batch as the next links of the chain.
+  absl::Status AppendAudit(Group& group, std::vector<AuditEntry> entries);
   // Installs the group's in-memory effects (and, if it wrote, a snapshot).
   void Publish(Group& group, bool wrote);
   void ReaperLoop();
@@ -232,7 +261,9 @@ class ReferralStoreImpl final : public ReferralStore {
       const AcknowledgeCommand& command, Group& group);
   absl::StatusOr<std::string> ApplyRequeue(const RequeueCommand& command,
                                            Group& group);
-  absl::StatusOr<int> ApplyExpireLeases(Group& group);
+  // Appends the id of each referral whose lease expired to `expired_ids`.
+  absl::StatusOr<int> ApplyExpireLeases(Group& group,
+                                        std::vector<std::string>* expired_ids);
 
   // Record and index helpers. Index keys are always derived from the record,
   // so a record and its index entries cannot disagree.
@@ -287,6 +318,10 @@ class ReferralStoreImpl final : public ReferralStore {
                                  QueueCounts& counts);
 
   const StoreOptions options_;
+  // The encrypted Env when options_.encryption_key_file is set, else null
+  // (RocksDB's default Env). Declared before db_ so that it is destroyed
+  // after it: the DB writes through the Env until it is deleted.
+  std::unique_ptr<rocksdb::Env> env_;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> families_;
   const rocksdb::WriteOptions sync_write_;

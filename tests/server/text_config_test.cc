@@ -12,6 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/v1/broker_config.pb.h"
+#include "support/broker_process.h"
 
 namespace referral::server {
 namespace {
@@ -32,7 +33,8 @@ std::string LineColumn(ConfigLocation at) {
 // --- Reading the file -----------------------------------------------------
 
 TEST(TextConfigReadTest, ReturnsTheWholeFileByteForByte) {
-  const std::string path = ::testing::TempDir() + "/text_config_read.txtpb";
+  referral::testing::TempDir dir;
+  const std::string path = dir.Sub("text_config_read.txtpb");
   // Longer than one read buffer, with a NUL and a CR, which must survive.
   std::string contents(20000, 'x');
   contents += std::string("\0\r\nend", 6);
@@ -56,7 +58,8 @@ TEST(TextConfigReadTest, MissingFileIsNotFoundNamingThePath) {
 TEST(TextConfigReadTest, DirectoryIsNotFoundRatherThanAnEmptyFile) {
   // A directory opens but cannot be read; reading it as an empty file would
   // report "required: ..." errors that send the operator the wrong way.
-  const absl::Status status = ReadConfigFile(::testing::TempDir()).status();
+  referral::testing::TempDir dir;
+  const absl::Status status = ReadConfigFile(dir.path()).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(Message(status), HasSubstr(": cannot"));
 }

@@ -161,9 +161,11 @@ class ReferralStoreTest : public ::testing::Test {
 
   TempDir dir_;
   FakeClock clock_;
-  std::unique_ptr<ReferralStore> store_;
+  // Declared before the store: its last commit (a reaper pass, say) may
+  // still report events while it closes.
   absl::Mutex events_mu_;
   std::vector<QueueEvent> events_ ABSL_GUARDED_BY(events_mu_);
+  std::unique_ptr<ReferralStore> store_;
 };
 
 // --- Submitting and reading. -------------------------------------------------

@@ -32,6 +32,35 @@
 namespace referral::storage {
 
 using StoredReferral = ::referral::storage::v1::StoredReferral;
+using AuditRecord = ::referral::storage::v1::AuditRecord;
+
+// Who a mutation or read is audited as. When principal is empty the
+// command's `actor` is recorded as the principal.
+struct AuditContext {
+  std::string principal;     // the authenticated principal
+  std::string on_behalf_of;  // e.g. the worker or user behind a service
+};
+
+// A read of personal data, recorded (durably) before it is answered.
+struct AccessRecord {
+  std::string principal;
+  std::string on_behalf_of;
+  // "status_read", "list_queue", "watch", "list_outcomes", "list_notices",
+  // "list_dead_letters", "audit_export", ...
+  std::string action;
+  std::string referral_id;  // may be empty (e.g. a listing)
+  std::string result;       // "OK" or the status code name
+};
+
+// The result of re-walking the audit chain from its first record.
+struct AuditVerification {
+  uint64_t records_checked = 0;
+  bool intact = true;
+  // When !intact: the first sequence number whose record is missing, edited
+  // or out of chain.
+  uint64_t first_bad_seq = 0;
+  std::string problem;  // what was wrong; never record content
+};
 
 // Called with the result once the mutation is durable (or has failed and
 // left nothing behind). Runs on the commit thread: keep it short and never
@@ -42,6 +71,11 @@ using Done = absl::AnyInvocable<void(absl::StatusOr<T>) &&>;
 struct StoreOptions {
   // The data directory; created if missing.
   std::string path;
+  // Encryption at rest: a key file (64 hex digits, mode 0600 or 0640) kept
+  // outside `path`. Empty: the files are written unencrypted. A store
+  // written with a key can only be opened with that same key; opening it
+  // with another fails with FAILED_PRECONDITION and changes nothing.
+  std::string encryption_key_file;
   // A claimed referral whose release or lease expiry brings its failed
   // deliveries to this number moves to the queue's dead letters.
   int max_deliveries = 5;
@@ -102,6 +136,7 @@ struct SubmitCommand {
   std::vector<ChildMatchKey> child_keys;
   RepeatedConcernPolicy repeated_concern;
   std::string actor;  // e.g. "agency:cambs-police"
+  AuditContext audit;
 };
 
 struct SubmitResult {
@@ -116,6 +151,7 @@ struct ClaimCommand {
   absl::Duration lease = absl::Minutes(30);
   std::string worker;
   std::string actor;
+  AuditContext audit;
 };
 
 struct ExtendCommand {
@@ -123,6 +159,7 @@ struct ExtendCommand {
   std::string lease_token;
   absl::Duration lease;  // from now
   std::string actor;
+  AuditContext audit;
 };
 
 struct ReleaseCommand {
@@ -130,6 +167,7 @@ struct ReleaseCommand {
   std::string lease_token;
   std::string reason;
   std::string actor;
+  AuditContext audit;
 };
 
 struct DecideCommand {
@@ -139,12 +177,14 @@ struct DecideCommand {
   std::string rationale;
   std::string feedback;
   std::string actor;
+  AuditContext audit;
 };
 
 struct AcknowledgeCommand {
   std::string referral_id;
   std::string agency_id;  // must be the referral's agency, else NOT_FOUND
   std::string actor;
+  AuditContext audit;
 };
 
 struct AcknowledgeResult {
@@ -155,6 +195,7 @@ struct AcknowledgeResult {
 struct RequeueCommand {
   std::string referral_id;
   std::string actor;
+  AuditContext audit;
 };
 
 // One page of a listing, in the listing's order.
@@ -241,6 +282,26 @@ class ReferralStore {
   // Returns every lease that expired by now to its queue (or to the dead
   // letters); returns how many expired.
   virtual void ExpireLeases(Done<int> done) = 0;
+
+  // --- Audit trail. ---------------------------------------------------------
+  // Every mutation above appends one audit record per referral it acts on
+  // (claims and lease expiry: one per referral; a failed mutation: one with
+  // its status code, its own changes rolled back), in the same synced
+  // WriteBatch as its change. Actions: "submit", "claim", "extend",
+  // "release", "decide", "acknowledge_outcome", "requeue", "lease_expired".
+  // An empty claim and a reaper pass that expired nothing append nothing.
+  // No method changes or removes a record.
+
+  // Appends one audit record for a read and returns its time once it is
+  // durable: callers answer the read only after `done` sees OK.
+  virtual void RecordAccess(AccessRecord access, Done<absl::Time> done) = 0;
+  // Records with from <= at <= to in sequence order, at most `limit`
+  // (INVALID_ARGUMENT unless positive).
+  virtual absl::StatusOr<std::vector<AuditRecord>> ExportAudit(absl::Time from,
+                                                               absl::Time to,
+                                                               int limit) = 0;
+  // Recomputes the chain from the first record (see AuditVerification).
+  virtual absl::StatusOr<AuditVerification> VerifyAudit() = 0;
 
   // --- Reads of committed state. -------------------------------------------
 
