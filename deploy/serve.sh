@@ -4,4 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/build.sh
-exec build/server/referral_broker --listen=127.0.0.1:50051 --data_dir=data "$@"
+# Referrals are special-category data: even in development the store is
+# encrypted at rest, with a key kept beside (not inside) the data directory.
+if [ ! -f data.key ]; then
+  bash deploy/make-encryption-key.sh data.key
+fi
+exec build/server/referral_broker --listen=127.0.0.1:50051 --data_dir=data \
+  --encryption_key_file=data.key "$@"

@@ -42,6 +42,13 @@ class BrokerImpl final : public Broker {
 
     storage::StoreOptions store_options;
     store_options.path = options_.data_dir;
+    store_options.encryption_key_file = options_.encryption_key_file;
+    if (options_.encryption_key_file.empty()) {
+      LogEvent(LogLevel::kWarning, "store_not_encrypted",
+               {{"advice",
+                 "referrals are special-category data: give "
+                 "--encryption_key_file outside development"}});
+    }
     store_options.max_deliveries = options_.max_deliveries;
     store_options.lease_check_interval = options_.lease_check_interval;
     store_options.clock = options_.clock;

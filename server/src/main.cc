@@ -20,6 +20,9 @@
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "host:port to serve on; port 0 picks a free port");
 ABSL_FLAG(std::string, data_dir, "data", "RocksDB data directory");
+ABSL_FLAG(std::string, encryption_key_file, "",
+          "key for encryption at rest (deploy/make-encryption-key.sh), kept "
+          "outside the data directory; empty: not encrypted");
 ABSL_FLAG(std::string, port_file, "",
           "if set, the bound port is written here once serving");
 ABSL_FLAG(std::string, routing_file, "",
@@ -90,6 +93,7 @@ int main(int argc, char** argv) {
   referral::server::BrokerOptions options;
   options.listen_address = absl::GetFlag(FLAGS_listen);
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
+  options.encryption_key_file = absl::GetFlag(FLAGS_encryption_key_file);
   options.routing_file = absl::GetFlag(FLAGS_routing_file);
   options.calendar_file = absl::GetFlag(FLAGS_calendar_file);
   options.default_lease = absl::Seconds(absl::GetFlag(FLAGS_lease_seconds));

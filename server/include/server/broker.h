@@ -19,6 +19,9 @@ struct BrokerOptions {
   // host:port; port 0 picks a free port (see Broker::port()).
   std::string listen_address = "127.0.0.1:50051";
   std::string data_dir = "data";
+  // 64 hex characters (deploy/make-encryption-key.sh), kept outside the
+  // data directory. Empty: the store is not encrypted at rest.
+  std::string encryption_key_file;
   // Routing rules and working calendar (protobuf text format). Empty: the
   // shipped defaults under server/config/.
   std::string routing_file;

@@ -1,0 +1,113 @@
+// Encryption at rest through the real broker binary: a child's name sent in
+// a referral appears in no file of the data directory, the referral is read
+// back after a restart with the same key, and a wrong key stops the broker
+// with a clear error and changes nothing.
+#include <grpcpp/grpcpp.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "support/broker_process.h"
+#include "support/dev_pki.h"
+#include "support/sample_referral.h"
+
+namespace referral {
+namespace {
+
+using ::referral::testing::BrokerClients;
+using ::referral::testing::BrokerProcess;
+using ::referral::testing::ReadWholeFile;
+using ::referral::testing::RunCommand;
+using ::referral::testing::SampleReferral;
+using ::referral::testing::TempDir;
+using ::testing::HasSubstr;
+
+// Fictitious and distinctive, so a plain-text copy anywhere would be found.
+constexpr char kGivenName[] = "Quorisande";
+constexpr char kFamilyName[] = "Vexbrightly";
+
+std::string MakeKey(const TempDir& dir, const std::string& name) {
+  const std::string path = dir.Sub(name);
+  auto made = RunCommand(
+      {"/bin/bash",
+       absl::StrCat(REFERRAL_SOURCE_DIR, "/deploy/make-encryption-key.sh"),
+       path});
+  EXPECT_TRUE(made.ok() && made->exit_code == 0);
+  return path;
+}
+
+// Every file under `root` that contains `text` in plain bytes.
+std::vector<std::string> FilesContaining(const std::string& root,
+                                         const std::string& text) {
+  std::vector<std::string> found;
+  for (const auto& entry :
+       std::filesystem::recursive_directory_iterator(root)) {
+    if (!entry.is_regular_file()) continue;
+    auto contents = ReadWholeFile(entry.path().string());
+    if (contents.ok() && contents->find(text) != std::string::npos) {
+      found.push_back(entry.path().string());
+    }
+  }
+  return found;
+}
+
+TEST(EncryptionAtRestTest,
+     NoPersonalDataInTheDataDirectoryAndAWrongKeyIsRefused) {
+  TempDir dir;
+  const std::string key = MakeKey(dir, "broker.key");
+  const std::string data = dir.Sub("data");
+  std::string referral_id;
+  {
+    auto broker =
+        BrokerProcess::Start({.data_dir = data,
+                              .flags = {"--encryption_key_file=" + key},
+                              .log_file = dir.Sub("broker.log")});
+    ASSERT_TRUE(broker.ok()) << broker.status();
+    BrokerClients clients((*broker)->address());
+    grpc::ClientContext context;
+    v1::SubmitReferralRequest request;
+    *request.mutable_referral() =
+        SampleReferral({.given_name = kGivenName, .family_name = kFamilyName});
+    request.set_idempotency_key("encrypted-1");
+    v1::SubmitReferralResponse response;
+    ASSERT_TRUE(
+        clients.intake->SubmitReferral(&context, request, &response).ok());
+    referral_id = response.referral_id();
+    // A clean shutdown flushes memtables into table files too.
+    ASSERT_TRUE((*broker)->Terminate().ok());
+  }
+  EXPECT_THAT(FilesContaining(data, kGivenName), ::testing::IsEmpty());
+  EXPECT_THAT(FilesContaining(data, kFamilyName), ::testing::IsEmpty());
+  EXPECT_THAT(FilesContaining(data, referral_id), ::testing::IsEmpty());
+
+  // Another key: the broker refuses to start and says why.
+  const std::string wrong = MakeKey(dir, "wrong.key");
+  auto refused =
+      RunCommand({REFERRAL_BROKER_BIN, "--listen=127.0.0.1:0",
+                  "--data_dir=" + data, "--encryption_key_file=" + wrong});
+  ASSERT_TRUE(refused.ok());
+  EXPECT_NE(refused->exit_code, 0);
+  EXPECT_THAT(refused->err, HasSubstr("encryption key does not match"));
+
+  // The right key still reads the referral: nothing was damaged.
+  auto broker = BrokerProcess::Start(
+      {.data_dir = data, .flags = {"--encryption_key_file=" + key}});
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  BrokerClients clients((*broker)->address());
+  grpc::ClientContext context;
+  v1::GetReferralStatusRequest request;
+  request.set_referral_id(referral_id);
+  v1::GetReferralStatusResponse status;
+  grpc::Status read =
+      clients.intake->GetReferralStatus(&context, request, &status);
+  EXPECT_TRUE(read.ok()) << read.error_message();
+  EXPECT_EQ(status.referral_id(), referral_id);
+}
+
+}  // namespace
+}  // namespace referral
