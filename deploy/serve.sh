@@ -9,5 +9,7 @@ bash deploy/build.sh
 if [ ! -f data.key ]; then
   bash deploy/make-encryption-key.sh data.key
 fi
+# Development mode: plaintext on loopback, no client certificates (the
+# broker warns on every start). Production serves mutual TLS: see README.
 exec build/server/referral_broker --listen=127.0.0.1:50051 --data_dir=data \
-  --encryption_key_file=data.key "$@"
+  --encryption_key_file=data.key --insecure_development "$@"

@@ -41,6 +41,7 @@ constexpr Rule kPolicy[] = {
     {BrokerMethod::kReleaseReferral, "ReleaseReferral", kTriage},
     {BrokerMethod::kRecordDecision, "RecordDecision", kTriage},
     {BrokerMethod::kWatchQueue, "WatchQueue", kTriage},
+    {BrokerMethod::kListNotices, "ListNotices", kTriage},
 
     {BrokerMethod::kGetQueueStats, "GetQueueStats", kOps | kAdmin},
     {BrokerMethod::kListDeadLetters, "ListDeadLetters", kOps | kAdmin},

@@ -30,6 +30,7 @@ enum class BrokerMethod {
   kReleaseReferral,
   kRecordDecision,
   kWatchQueue,
+  kListNotices,
   // Operations
   kGetQueueStats,
   kListDeadLetters,
@@ -41,7 +42,7 @@ enum class BrokerMethod {
 };
 
 // Every method, for tests and for building per-method metrics.
-inline constexpr std::array<BrokerMethod, 17> kAllBrokerMethods = {
+inline constexpr std::array<BrokerMethod, 18> kAllBrokerMethods = {
     BrokerMethod::kSubmitReferral,    BrokerMethod::kGetReferralStatus,
     BrokerMethod::kListOutcomes,      BrokerMethod::kAcknowledgeOutcome,
     BrokerMethod::kListQueue,         BrokerMethod::kClaimReferrals,
@@ -50,7 +51,7 @@ inline constexpr std::array<BrokerMethod, 17> kAllBrokerMethods = {
     BrokerMethod::kGetQueueStats,     BrokerMethod::kListDeadLetters,
     BrokerMethod::kRequeueDeadLetter, BrokerMethod::kExportAudit,
     BrokerMethod::kVerifyAudit,       BrokerMethod::kReloadConfig,
-    BrokerMethod::kCreateBackup,
+    BrokerMethod::kCreateBackup,      BrokerMethod::kListNotices,
 };
 
 // The RPC name without its service, e.g. "SubmitReferral".

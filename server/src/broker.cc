@@ -9,14 +9,25 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "broker_services.h"
+#include "call_authorizer.h"
 #include "event_log.h"
 #include "front_door_rules.h"
+#include "principals.h"
 #include "queue_watchers.h"
 #include "storage/referral_store.h"
 #include "storage/status_macros.h"
+#include "text_config.h"
 
 namespace referral::server {
 namespace {
+
+// "127.0.0.1:50051", "localhost:0", "[::1]:50051".
+bool IsLoopbackAddress(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  const std::string host =
+      colon == std::string::npos ? address : address.substr(0, colon);
+  return host == "localhost" || host == "[::1]" || host.rfind("127.", 0) == 0;
+}
 
 std::string DefaultConfigFile(const std::string& given,
                               const std::string& name) {
@@ -30,6 +41,8 @@ class BrokerImpl final : public Broker {
   ~BrokerImpl() override { Shutdown(); }
 
   absl::Status Init() {
+    ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
+                     ServerCredentials());
     if (options_.outcome_ack_overdue < absl::ZeroDuration()) {
       return absl::InvalidArgumentError(
           "outcome_ack_overdue: must not be negative");
@@ -62,6 +75,7 @@ class BrokerImpl final : public Broker {
     context_.store = store_.get();
     context_.rules = rules_.get();
     context_.watchers = &watchers_;
+    context_.authorizer = authorizer_.get();
     context_.intake.repeated_concern_window = options_.repeated_concern_window;
     context_.intake.repeated_concern_threshold =
         options_.repeated_concern_threshold;
@@ -75,8 +89,7 @@ class BrokerImpl final : public Broker {
     operations_ = std::make_unique<OperationsService>(&context_);
 
     grpc::ServerBuilder builder;
-    builder.AddListeningPort(options_.listen_address,
-                             grpc::InsecureServerCredentials(), &port_);
+    builder.AddListeningPort(options_.listen_address, credentials, &port_);
     builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
     builder.RegisterService(intake_.get());
     builder.RegisterService(triage_.get());
@@ -93,6 +106,57 @@ class BrokerImpl final : public Broker {
   }
 
   int port() const override { return port_; }
+
+  // TLS with client certificates, or (explicitly, on loopback only)
+  // plaintext for development, announced loudly.
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials() {
+    const bool any_tls = !options_.tls_certificate_file.empty() ||
+                         !options_.tls_private_key_file.empty() ||
+                         !options_.tls_client_ca_file.empty();
+    if (!any_tls) {
+      if (!options_.insecure_development) {
+        return absl::FailedPreconditionError(
+            "refusing to serve without TLS: give --tls_certificate_file, "
+            "--tls_private_key_file, --tls_client_ca_file and "
+            "--principals_file, or --insecure_development on a loopback "
+            "address");
+      }
+      if (!IsLoopbackAddress(options_.listen_address)) {
+        return absl::FailedPreconditionError(
+            "--insecure_development is only allowed on a loopback address");
+      }
+      LogEvent(LogLevel::kWarning, "INSECURE_DEVELOPMENT_MODE",
+               {{"advice",
+                 "plaintext, no authentication, every caller may do "
+                 "everything: never use with real referrals"}});
+      authorizer_ = std::make_unique<CallAuthorizer>(nullptr);
+      return grpc::InsecureServerCredentials();
+    }
+    if (options_.insecure_development) {
+      return absl::InvalidArgumentError(
+          "--insecure_development cannot be combined with TLS");
+    }
+    grpc::SslServerCredentialsOptions tls(
+        // Verify any certificate presented; a caller without one reaches
+        // the authorizer and gets UNAUTHENTICATED.
+        GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
+    ASSIGN_OR_RETURN(tls.pem_root_certs,
+                     ReadConfigFile(options_.tls_client_ca_file));
+    grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+    ASSIGN_OR_RETURN(pair.private_key,
+                     ReadConfigFile(options_.tls_private_key_file));
+    ASSIGN_OR_RETURN(pair.cert_chain,
+                     ReadConfigFile(options_.tls_certificate_file));
+    tls.pem_key_cert_pairs.push_back(std::move(pair));
+    if (options_.principals_file.empty()) {
+      return absl::InvalidArgumentError(
+          "--principals_file is required with TLS");
+    }
+    ASSIGN_OR_RETURN(std::unique_ptr<PrincipalDirectory> directory,
+                     PrincipalDirectory::LoadFile(options_.principals_file));
+    authorizer_ = std::make_unique<CallAuthorizer>(std::move(directory));
+    return grpc::SslServerCredentials(tls);
+  }
 
   absl::Status ReloadRules() override {
     absl::Status status = rules_->Reload();
@@ -128,6 +192,7 @@ class BrokerImpl final : public Broker {
   // the store before the watchers it publishes to.
   QueueWatchers watchers_;
   std::unique_ptr<FrontDoorRulesSource> rules_;
+  std::unique_ptr<CallAuthorizer> authorizer_;
   std::unique_ptr<storage::ReferralStore> store_;
   ServiceContext context_;
   std::unique_ptr<IntakeService> intake_;

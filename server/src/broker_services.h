@@ -10,6 +10,7 @@
 #include <functional>
 
 #include "absl/time/time.h"
+#include "call_authorizer.h"
 #include "front_door_rules.h"
 #include "intake_planner.h"
 #include "queue_watchers.h"
@@ -23,6 +24,7 @@ struct ServiceContext {
   storage::ReferralStore* store = nullptr;
   FrontDoorRulesSource* rules = nullptr;
   QueueWatchers* watchers = nullptr;
+  const CallAuthorizer* authorizer = nullptr;
   IntakePolicy intake;
   absl::Duration default_lease = absl::Minutes(30);
   absl::Duration max_lease = absl::Hours(24);
@@ -54,6 +56,9 @@ class IntakeService final : public v1::ReferralIntake::CallbackService {
       v1::AcknowledgeOutcomeResponse* response) override;
 
  private:
+  absl::StatusOr<storage::StoredReferral> OwnReferral(
+      const Caller& caller, const std::string& referral_id) const;
+
   const ServiceContext& context_;
 };
 

@@ -4,21 +4,55 @@
 #include <utility>
 
 #include "broker_services.h"
+#include "event_log.h"
 #include "referral_views.h"
 #include "request_checks.h"
 #include "service_replies.h"
 
 namespace referral::server {
 
+// The referral, if the caller may see it. Another agency's referral is
+// NOT_FOUND, exactly as an unknown one, so that existence does not leak.
+absl::StatusOr<storage::StoredReferral> IntakeService::OwnReferral(
+    const Caller& caller, const std::string& referral_id) const {
+  absl::StatusOr<storage::StoredReferral> record =
+      context_.store->GetReferral(referral_id);
+  if (record.ok() && caller.IsAgency() &&
+      record->agency_id() != caller.agency_id) {
+    return absl::NotFoundError("referral not found");
+  }
+  return record;
+}
+
 grpc::ServerUnaryReactor* IntakeService::SubmitReferral(
     grpc::CallbackServerContext* call, const v1::SubmitReferralRequest* request,
     v1::SubmitReferralResponse* response) {
+  absl::StatusOr<Caller> caller =
+      context_.authorizer->Authorize(*call, BrokerMethod::kSubmitReferral);
+  if (!caller.ok()) return Reply(call, caller.status());
   const absl::Time now = context_.clock();
   std::shared_ptr<const FrontDoorRules> rules = context_.rules->Current();
-  const std::string& agency = request->referral().referrer().agency_id();
+  // The agency recorded is the authenticated one, never what the referral
+  // claims; only in development is the referral's own field trusted.
+  const v1::SubmitReferralRequest* scoped = request;
+  v1::SubmitReferralRequest authenticated;
+  if (caller->IsAgency()) {
+    authenticated = *request;
+    authenticated.mutable_referral()->mutable_referrer()->set_agency_id(
+        caller->agency_id);
+    scoped = &authenticated;
+  }
+  const std::string agency = scoped->referral().referrer().agency_id();
   absl::StatusOr<storage::SubmitCommand> command =
-      PlanSubmission(*request, agency, now, *rules, context_.intake);
-  if (!command.ok()) return Reply(call, command.status());
+      PlanSubmission(*scoped, agency, now, *rules, context_.intake);
+  if (!command.ok()) {
+    // The message names fields, never values (see FieldViolations).
+    LogEvent(LogLevel::kInfo, "referral_rejected",
+             {{"agency", agency},
+              {"code", absl::StatusCodeToString(command.status().code())},
+              {"reason", std::string(command.status().message())}});
+    return Reply(call, command.status());
+  }
 
   grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
   context_.store->Submit(
@@ -26,6 +60,10 @@ grpc::ServerUnaryReactor* IntakeService::SubmitReferral(
       FinishWhenCommitted<storage::SubmitResult>(
           reactor, [response](const storage::SubmitResult& result) {
             *response = ToSubmitResponse(result);
+            LogEvent(LogLevel::kInfo, "referral_received",
+                     {{"referral_id", response->referral_id()},
+                      {"queue", response->queue()},
+                      {"duplicate", response->duplicate() ? "true" : "false"}});
           }));
   return reactor;
 }
@@ -34,10 +72,13 @@ grpc::ServerUnaryReactor* IntakeService::GetReferralStatus(
     grpc::CallbackServerContext* call,
     const v1::GetReferralStatusRequest* request,
     v1::GetReferralStatusResponse* response) {
+  absl::StatusOr<Caller> caller =
+      context_.authorizer->Authorize(*call, BrokerMethod::kGetReferralStatus);
+  if (!caller.ok()) return Reply(call, caller.status());
   absl::Status valid = CheckReferralId(request->referral_id());
   if (!valid.ok()) return Reply(call, valid);
   absl::StatusOr<storage::StoredReferral> record =
-      context_.store->GetReferral(request->referral_id());
+      OwnReferral(*caller, request->referral_id());
   if (!record.ok()) return Reply(call, record.status());
   *response = ToStatusResponse(*record, context_.clock());
   return Reply(call, absl::OkStatus());
@@ -46,11 +87,23 @@ grpc::ServerUnaryReactor* IntakeService::GetReferralStatus(
 grpc::ServerUnaryReactor* IntakeService::ListOutcomes(
     grpc::CallbackServerContext* call, const v1::ListOutcomesRequest* request,
     v1::ListOutcomesResponse* response) {
-  absl::Status valid = CheckAgency(request->agency());
+  absl::StatusOr<Caller> caller =
+      context_.authorizer->Authorize(*call, BrokerMethod::kListOutcomes);
+  if (!caller.ok()) return Reply(call, caller.status());
+  // An agency lists its own outcomes: the field may be left empty, and
+  // naming another agency is refused.
+  std::string agency = request->agency();
+  if (caller->IsAgency()) {
+    if (!agency.empty() && agency != caller->agency_id) {
+      return Reply(call, absl::PermissionDeniedError(
+                             "agency: may only list its own outcomes"));
+    }
+    agency = caller->agency_id;
+  }
+  absl::Status valid = CheckAgency(agency);
   if (!valid.ok()) return Reply(call, valid);
   absl::StatusOr<storage::ReferralPage> page = context_.store->ListOutcomes(
-      request->agency(), PageSize(request->page_size(), 100, 1000),
-      request->page_token());
+      agency, PageSize(request->page_size(), 100, 1000), request->page_token());
   if (!page.ok()) return Reply(call, page.status());
   for (const storage::StoredReferral& record : page->referrals) {
     *response->add_outcomes() = ToOutcome(record);
@@ -63,12 +116,13 @@ grpc::ServerUnaryReactor* IntakeService::AcknowledgeOutcome(
     grpc::CallbackServerContext* call,
     const v1::AcknowledgeOutcomeRequest* request,
     v1::AcknowledgeOutcomeResponse* response) {
+  absl::StatusOr<Caller> caller =
+      context_.authorizer->Authorize(*call, BrokerMethod::kAcknowledgeOutcome);
+  if (!caller.ok()) return Reply(call, caller.status());
   absl::Status valid = CheckReferralId(request->referral_id());
   if (!valid.ok()) return Reply(call, valid);
-  // Until agencies authenticate, the acknowledging agency is the one the
-  // referral is recorded against.
   absl::StatusOr<storage::StoredReferral> record =
-      context_.store->GetReferral(request->referral_id());
+      OwnReferral(*caller, request->referral_id());
   if (!record.ok()) return Reply(call, record.status());
 
   storage::AcknowledgeCommand command{

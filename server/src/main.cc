@@ -23,6 +23,14 @@ ABSL_FLAG(std::string, data_dir, "data", "RocksDB data directory");
 ABSL_FLAG(std::string, encryption_key_file, "",
           "key for encryption at rest (deploy/make-encryption-key.sh), kept "
           "outside the data directory; empty: not encrypted");
+ABSL_FLAG(std::string, tls_certificate_file, "", "the broker's certificate");
+ABSL_FLAG(std::string, tls_private_key_file, "", "the broker's private key");
+ABSL_FLAG(std::string, tls_client_ca_file, "",
+          "CA whose client certificates are accepted");
+ABSL_FLAG(std::string, principals_file, "",
+          "maps client certificate identities to principals and roles");
+ABSL_FLAG(bool, insecure_development, false,
+          "plaintext and no authentication, loopback only: development");
 ABSL_FLAG(std::string, port_file, "",
           "if set, the bound port is written here once serving");
 ABSL_FLAG(std::string, routing_file, "",
@@ -94,6 +102,11 @@ int main(int argc, char** argv) {
   options.listen_address = absl::GetFlag(FLAGS_listen);
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
   options.encryption_key_file = absl::GetFlag(FLAGS_encryption_key_file);
+  options.tls_certificate_file = absl::GetFlag(FLAGS_tls_certificate_file);
+  options.tls_private_key_file = absl::GetFlag(FLAGS_tls_private_key_file);
+  options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
+  options.principals_file = absl::GetFlag(FLAGS_principals_file);
+  options.insecure_development = absl::GetFlag(FLAGS_insecure_development);
   options.routing_file = absl::GetFlag(FLAGS_routing_file);
   options.calendar_file = absl::GetFlag(FLAGS_calendar_file);
   options.default_lease = absl::Seconds(absl::GetFlag(FLAGS_lease_seconds));

@@ -16,6 +16,9 @@ namespace referral::server {
 grpc::ServerUnaryReactor* OperationsService::GetQueueStats(
     grpc::CallbackServerContext* call, const v1::GetQueueStatsRequest* request,
     v1::GetQueueStatsResponse* response) {
+  absl::StatusOr<Caller> caller =
+      context_.authorizer->Authorize(*call, BrokerMethod::kGetQueueStats);
+  if (!caller.ok()) return Reply(call, caller.status());
   const absl::Time now = context_.clock();
   // Every configured queue is listed, empty or not, then any other queue
   // that still holds referrals; ordered by name.
@@ -79,6 +82,9 @@ grpc::ServerUnaryReactor* OperationsService::ListDeadLetters(
     grpc::CallbackServerContext* call,
     const v1::ListDeadLettersRequest* request,
     v1::ListDeadLettersResponse* response) {
+  absl::StatusOr<Caller> caller =
+      context_.authorizer->Authorize(*call, BrokerMethod::kListDeadLetters);
+  if (!caller.ok()) return Reply(call, caller.status());
   absl::Status valid = CheckQueueField(request->queue());
   if (!valid.ok()) return Reply(call, valid);
   absl::StatusOr<storage::ReferralPage> page = context_.store->ListDeadLetters(
@@ -96,11 +102,14 @@ grpc::ServerUnaryReactor* OperationsService::RequeueDeadLetter(
     grpc::CallbackServerContext* call,
     const v1::RequeueDeadLetterRequest* request,
     v1::RequeueDeadLetterResponse* response) {
+  absl::StatusOr<Caller> caller =
+      context_.authorizer->Authorize(*call, BrokerMethod::kRequeueDeadLetter);
+  if (!caller.ok()) return Reply(call, caller.status());
   absl::Status valid = CheckReferralId(request->referral_id());
   if (!valid.ok()) return Reply(call, valid);
   storage::RequeueCommand command{
       .referral_id = request->referral_id(),
-      .actor = "ops",
+      .actor = caller->principal != nullptr ? caller->actor : "ops",
   };
   grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
   context_.store->RequeueDeadLetter(

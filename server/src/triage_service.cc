@@ -39,6 +39,13 @@ absl::Status CheckListNotices(const v1::ListNoticesRequest& request) {
   return CheckListQueue(same);
 }
 
+// In development the worker's name is all there is; otherwise the
+// authenticated principal (and the staff member it acts for).
+std::string TriageActor(const Caller& caller, const std::string& worker) {
+  if (caller.principal != nullptr) return caller.actor;
+  return worker.empty() ? "triage" : "triage:" + worker;
+}
+
 // A stream that ends at once with an error.
 class RefusedWatch : public grpc::ServerWriteReactor<v1::QueueEvent> {
  public:
@@ -70,7 +77,13 @@ void AddLinkedHistory(const ServiceContext& context,
 grpc::ServerUnaryReactor* TriageService::ListQueue(
     grpc::CallbackServerContext* call, const v1::ListQueueRequest* request,
     v1::ListQueueResponse* response) {
+  absl::StatusOr<Caller> caller =
+      context_.authorizer->Authorize(*call, BrokerMethod::kListQueue);
+  if (!caller.ok()) return Reply(call, caller.status());
   absl::Status valid = CheckListQueue(*request);
+  if (valid.ok()) {
+    valid = context_.authorizer->AuthorizeQueue(*caller, request->queue());
+  }
   if (valid.ok()) valid = CheckQueueExists(context_, request->queue());
   if (!valid.ok()) return Reply(call, valid);
   absl::StatusOr<storage::ReferralPage> page = context_.store->ListQueue(
@@ -89,7 +102,13 @@ grpc::ServerUnaryReactor* TriageService::ListQueue(
 grpc::ServerUnaryReactor* TriageService::ClaimReferrals(
     grpc::CallbackServerContext* call, const v1::ClaimReferralsRequest* request,
     v1::ClaimReferralsResponse* response) {
+  absl::StatusOr<Caller> caller =
+      context_.authorizer->Authorize(*call, BrokerMethod::kClaimReferrals);
+  if (!caller.ok()) return Reply(call, caller.status());
   absl::Status valid = CheckClaim(*request, context_.max_lease);
+  if (valid.ok()) {
+    valid = context_.authorizer->AuthorizeQueue(*caller, request->queue());
+  }
   if (valid.ok()) valid = CheckQueueExists(context_, request->queue());
   if (!valid.ok()) return Reply(call, valid);
 
@@ -100,7 +119,7 @@ grpc::ServerUnaryReactor* TriageService::ClaimReferrals(
                    ? absl::Seconds(request->lease_seconds())
                    : context_.default_lease,
       .worker = request->worker(),
-      .actor = "triage:" + request->worker(),
+      .actor = TriageActor(*caller, request->worker()),
   };
   grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
   const ServiceContext* context = &context_;
@@ -122,13 +141,16 @@ grpc::ServerUnaryReactor* TriageService::ClaimReferrals(
 grpc::ServerUnaryReactor* TriageService::ExtendClaim(
     grpc::CallbackServerContext* call, const v1::ExtendClaimRequest* request,
     v1::ExtendClaimResponse* response) {
+  absl::StatusOr<Caller> caller =
+      context_.authorizer->Authorize(*call, BrokerMethod::kExtendClaim);
+  if (!caller.ok()) return Reply(call, caller.status());
   absl::Status valid = CheckExtend(*request, context_.max_lease);
   if (!valid.ok()) return Reply(call, valid);
   storage::ExtendCommand command{
       .referral_id = request->referral_id(),
       .lease_token = request->lease_token(),
       .lease = absl::Seconds(request->lease_seconds()),
-      .actor = "triage",
+      .actor = TriageActor(*caller, ""),
   };
   grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
   context_.store->Extend(std::move(command),
@@ -144,13 +166,16 @@ grpc::ServerUnaryReactor* TriageService::ReleaseReferral(
     grpc::CallbackServerContext* call,
     const v1::ReleaseReferralRequest* request,
     v1::ReleaseReferralResponse* response) {
+  absl::StatusOr<Caller> caller =
+      context_.authorizer->Authorize(*call, BrokerMethod::kReleaseReferral);
+  if (!caller.ok()) return Reply(call, caller.status());
   absl::Status valid = CheckRelease(*request);
   if (!valid.ok()) return Reply(call, valid);
   storage::ReleaseCommand command{
       .referral_id = request->referral_id(),
       .lease_token = request->lease_token(),
       .reason = request->reason(),
-      .actor = "triage",
+      .actor = TriageActor(*caller, ""),
   };
   grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
   context_.store->Release(std::move(command),
@@ -164,6 +189,9 @@ grpc::ServerUnaryReactor* TriageService::ReleaseReferral(
 grpc::ServerUnaryReactor* TriageService::RecordDecision(
     grpc::CallbackServerContext* call, const v1::RecordDecisionRequest* request,
     v1::RecordDecisionResponse* response) {
+  absl::StatusOr<Caller> caller =
+      context_.authorizer->Authorize(*call, BrokerMethod::kRecordDecision);
+  if (!caller.ok()) return Reply(call, caller.status());
   absl::Status valid = CheckDecision(*request);
   if (!valid.ok()) return Reply(call, valid);
   storage::DecideCommand command{
@@ -172,7 +200,7 @@ grpc::ServerUnaryReactor* TriageService::RecordDecision(
       .decision = request->decision(),
       .rationale = request->rationale(),
       .feedback = request->feedback(),
-      .actor = "triage",
+      .actor = TriageActor(*caller, ""),
   };
   grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
   context_.store->Decide(
@@ -187,7 +215,13 @@ grpc::ServerUnaryReactor* TriageService::RecordDecision(
 grpc::ServerUnaryReactor* TriageService::ListNotices(
     grpc::CallbackServerContext* call, const v1::ListNoticesRequest* request,
     v1::ListNoticesResponse* response) {
+  absl::StatusOr<Caller> caller =
+      context_.authorizer->Authorize(*call, BrokerMethod::kListNotices);
+  if (!caller.ok()) return Reply(call, caller.status());
   absl::Status valid = CheckListNotices(*request);
+  if (valid.ok()) {
+    valid = context_.authorizer->AuthorizeQueue(*caller, request->queue());
+  }
   if (valid.ok()) valid = CheckQueueExists(context_, request->queue());
   if (!valid.ok()) return Reply(call, valid);
   absl::StatusOr<storage::ReferralPage> page = context_.store->ListNotices(
@@ -204,7 +238,13 @@ grpc::ServerUnaryReactor* TriageService::ListNotices(
 
 grpc::ServerWriteReactor<v1::QueueEvent>* TriageService::WatchQueue(
     grpc::CallbackServerContext* call, const v1::WatchQueueRequest* request) {
+  absl::StatusOr<Caller> caller =
+      context_.authorizer->Authorize(*call, BrokerMethod::kWatchQueue);
+  if (!caller.ok()) return new RefusedWatch(caller.status());
   absl::Status valid = CheckQueueField(request->queue());
+  if (valid.ok()) {
+    valid = context_.authorizer->AuthorizeQueue(*caller, request->queue());
+  }
   if (valid.ok()) valid = CheckQueueExists(context_, request->queue());
   if (!valid.ok()) return new RefusedWatch(valid);
   return context_.watchers->Open(request->queue());

@@ -47,6 +47,7 @@ constexpr Row kMatrix[] = {
     {BrokerMethod::kWatchQueue,         n,     Y,     n,  n},
     {BrokerMethod::kGetQueueStats,      n,     n,     Y,  Y},
     {BrokerMethod::kListDeadLetters,    n,     n,     Y,  Y},
+    {BrokerMethod::kListNotices,        n,     Y,     n,  n},
     {BrokerMethod::kRequeueDeadLetter,  n,     n,     n,  Y},
     {BrokerMethod::kExportAudit,        n,     n,     n,  Y},
     {BrokerMethod::kVerifyAudit,        n,     n,     n,  Y},

@@ -46,6 +46,7 @@ class BrokerServicesTest : public ::testing::Test {
 
   void StartBroker(int max_deliveries = 3) {
     server::BrokerOptions options;
+    options.insecure_development = true;
     options.listen_address = "127.0.0.1:0";
     options.data_dir = dir_.Sub("data");
     options.max_deliveries = max_deliveries;

@@ -51,6 +51,7 @@ class IntakeRoutingTest : public ::testing::Test {
 
   void StartBroker(const std::string& routing_file = "") {
     server::BrokerOptions options;
+    options.insecure_development = true;
     options.listen_address = "127.0.0.1:0";
     options.data_dir = dir_.Sub("data");
     options.routing_file = routing_file;

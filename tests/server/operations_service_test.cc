@@ -61,6 +61,7 @@ class OperationsServiceTest : public ::testing::Test {
     clients_.reset();
     broker_.reset();
     server::BrokerOptions options;
+    options.insecure_development = true;
     options.listen_address = "127.0.0.1:0";
     options.data_dir = dir_.Sub("data");
     options.shutdown_grace = absl::Seconds(1);

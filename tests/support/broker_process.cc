@@ -69,6 +69,7 @@ absl::StatusOr<std::unique_ptr<BrokerProcess>> BrokerProcess::Start(
   std::vector<std::string> args = {REFERRAL_BROKER_BIN, "--listen=127.0.0.1:0",
                                    "--data_dir=" + options.data_dir,
                                    "--port_file=" + port_file};
+  if (options.insecure_development) args.push_back("--insecure_development");
   args.insert(args.end(), options.flags.begin(), options.flags.end());
   std::vector<char*> argv = ToArgv(args);
 

@@ -34,6 +34,9 @@ struct BrokerProcessOptions {
   std::string data_dir;
   // Extra command-line flags, e.g. "--max_deliveries=2".
   std::vector<std::string> flags;
+  // Plaintext without authentication (the broker allows it on loopback
+  // only). Tests of TLS and authorisation turn it off and pass --tls_*.
+  bool insecure_development = true;
   // Where the broker's stderr goes (appended); empty: inherit.
   std::string log_file;
 };

@@ -19,6 +19,16 @@ struct BrokerOptions {
   // host:port; port 0 picks a free port (see Broker::port()).
   std::string listen_address = "127.0.0.1:50051";
   std::string data_dir = "data";
+  // Mutual TLS: the broker's certificate and key, and the CA whose client
+  // certificates it accepts. Calls are mapped to principals (roles) by the
+  // principals file. All four are needed unless insecure_development.
+  std::string tls_certificate_file;
+  std::string tls_private_key_file;
+  std::string tls_client_ca_file;
+  std::string principals_file;
+  // Plaintext, every call allowed, agency taken from the request: for a
+  // developer's machine only. Refused unless listen_address is loopback.
+  bool insecure_development = false;
   // 64 hex characters (deploy/make-encryption-key.sh), kept outside the
   // data directory. Empty: the store is not encrypted at rest.
   std::string encryption_key_file;

@@ -1,5 +1,6 @@
-// Encryption at rest through the real broker binary: a child's name sent in
-// a referral appears in no file of the data directory, the referral is read
+// Personal data stays where it belongs, checked through the real broker
+// binary: a child's name sent in a referral appears in no file of the data
+// directory (encryption at rest) and in no log line, the referral is read
 // back after a restart with the same key, and a wrong key stops the broker
 // with a clear error and changes nothing.
 #include <grpcpp/grpcpp.h>
@@ -30,6 +31,7 @@ using ::testing::HasSubstr;
 // Fictitious and distinctive, so a plain-text copy anywhere would be found.
 constexpr char kGivenName[] = "Quorisande";
 constexpr char kFamilyName[] = "Vexbrightly";
+constexpr char kBadNhsNumber[] = "9434765871";
 
 std::string MakeKey(const TempDir& dir, const std::string& name) {
   const std::string path = dir.Sub(name);
@@ -56,8 +58,7 @@ std::vector<std::string> FilesContaining(const std::string& root,
   return found;
 }
 
-TEST(EncryptionAtRestTest,
-     NoPersonalDataInTheDataDirectoryAndAWrongKeyIsRefused) {
+TEST(PersonalDataTest, NoPersonalDataInTheDataDirectoryAndAWrongKeyIsRefused) {
   TempDir dir;
   const std::string key = MakeKey(dir, "broker.key");
   const std::string data = dir.Sub("data");
@@ -78,6 +79,14 @@ TEST(EncryptionAtRestTest,
     ASSERT_TRUE(
         clients.intake->SubmitReferral(&context, request, &response).ok());
     referral_id = response.referral_id();
+    // And a rejected one: an invalid NHS number next to the same name.
+    grpc::ClientContext bad_context;
+    request.mutable_referral()->mutable_children(0)->set_nhs_number(
+        kBadNhsNumber);
+    request.set_idempotency_key("encrypted-2");
+    EXPECT_EQ(clients.intake->SubmitReferral(&bad_context, request, &response)
+                  .error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
     // A clean shutdown flushes memtables into table files too.
     ASSERT_TRUE((*broker)->Terminate().ok());
   }
@@ -85,11 +94,27 @@ TEST(EncryptionAtRestTest,
   EXPECT_THAT(FilesContaining(data, kFamilyName), ::testing::IsEmpty());
   EXPECT_THAT(FilesContaining(data, referral_id), ::testing::IsEmpty());
 
+  // The log says what happened, by id and field, and nothing personal.
+  auto log = ReadWholeFile(dir.Sub("broker.log"));
+  ASSERT_TRUE(log.ok());
+  EXPECT_THAT(*log, HasSubstr(referral_id));
+  EXPECT_THAT(*log, HasSubstr("children[0].nhs_number"));
+  const v1::Referral sample =
+      SampleReferral({.given_name = kGivenName, .family_name = kFamilyName});
+  for (const std::string& personal :
+       {std::string(kGivenName), std::string(kFamilyName),
+        std::string(kBadNhsNumber), sample.children(0).nhs_number(),
+        sample.children(0).address().postcode(),
+        sample.children(0).address().lines(0), sample.description(),
+        sample.child_voice().words(), sample.referrer().name()}) {
+    EXPECT_THAT(*log, ::testing::Not(HasSubstr(personal))) << personal;
+  }
+
   // Another key: the broker refuses to start and says why.
   const std::string wrong = MakeKey(dir, "wrong.key");
-  auto refused =
-      RunCommand({REFERRAL_BROKER_BIN, "--listen=127.0.0.1:0",
-                  "--data_dir=" + data, "--encryption_key_file=" + wrong});
+  auto refused = RunCommand({REFERRAL_BROKER_BIN, "--listen=127.0.0.1:0",
+                             "--data_dir=" + data, "--insecure_development",
+                             "--encryption_key_file=" + wrong});
   ASSERT_TRUE(refused.ok());
   EXPECT_NE(refused->exit_code, 0);
   EXPECT_THAT(refused->err, HasSubstr("encryption key does not match"));

@@ -1,0 +1,63 @@
+// The one place that decides every call: who is calling (from the verified
+// client certificate, through the principals file) and whether their roles
+// allow the method. Deny by default. In development mode (plaintext on a
+// loopback address, explicitly asked for) every call is allowed and the
+// agency is taken from the request.
+#ifndef REFERRAL_SERVER_CALL_AUTHORIZER_H_
+#define REFERRAL_SERVER_CALL_AUTHORIZER_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "access_policy.h"
+#include "principals.h"
+
+namespace referral::server {
+
+// Metadata a trusted front-end (the triage console) sets to name the staff
+// member it acts for; recorded in the audit trail.
+inline constexpr char kOnBehalfOfHeader[] = "x-referral-on-behalf-of";
+
+struct Caller {
+  // Null in development mode.
+  const Principal* principal = nullptr;
+  // Recorded in histories: "agency:<id>", "triage:<name>", "ops:<name>",
+  // "admin:<name>", or "development".
+  std::string actor;
+  // The authenticated agency, for agency principals.
+  std::string agency_id;
+  std::string on_behalf_of;
+
+  bool IsAgency() const {
+    return principal != nullptr && principal->HasRole(Role::kAgency);
+  }
+};
+
+class CallAuthorizer {
+ public:
+  // `directory` null: development mode.
+  explicit CallAuthorizer(std::unique_ptr<PrincipalDirectory> directory)
+      : directory_(std::move(directory)) {}
+
+  bool development() const { return directory_ == nullptr; }
+
+  // UNAUTHENTICATED without a verified, registered client certificate;
+  // PERMISSION_DENIED when the principal's roles do not allow `method`.
+  absl::StatusOr<Caller> Authorize(const grpc::CallbackServerContext& call,
+                                   BrokerMethod method) const;
+
+  // PERMISSION_DENIED when a triage principal may not use `queue`.
+  absl::Status AuthorizeQueue(const Caller& caller,
+                              std::string_view queue) const;
+
+ private:
+  std::unique_ptr<PrincipalDirectory> directory_;
+};
+
+}  // namespace referral::server
+
+#endif  // REFERRAL_SERVER_CALL_AUTHORIZER_H_

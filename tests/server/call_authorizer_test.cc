@@ -1,0 +1,324 @@
+// Authorisation over real mutual TLS on loopback: the development PKI is
+// generated for this test, the broker maps certificates to principals
+// through the shipped principals file, and every role is tried against
+// every method. Also: callers without a valid certificate, cross-agency
+// access, the authenticated agency being recorded, and the broker's refusal
+// to serve plaintext except explicitly, on loopback.
+#include "call_authorizer.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/broker.h"
+#include "support/broker_process.h"
+#include "support/dev_pki.h"
+#include "support/sample_referral.h"
+
+namespace referral {
+namespace {
+
+using ::referral::testing::BrokerClients;
+using ::referral::testing::SampleReferral;
+using ::referral::testing::TempDir;
+using ::referral::testing::TlsChannel;
+using ::testing::HasSubstr;
+
+class CallAuthorizerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    pki_ = new TempDir();
+    pki_status_ = new absl::Status(testing::MakeDevPki(pki_->Sub("pki")));
+  }
+  static void TearDownTestSuite() {
+    delete pki_status_;
+    delete pki_;
+  }
+
+  void SetUp() override {
+    ASSERT_TRUE(pki_status_->ok()) << *pki_status_;
+    server::BrokerOptions options;
+    options.listen_address = "127.0.0.1:0";
+    options.data_dir = dir_.Sub("data");
+    options.tls_certificate_file = Pki("server.pem");
+    options.tls_private_key_file = Pki("server.key");
+    options.tls_client_ca_file = Pki("ca.pem");
+    options.principals_file =
+        absl::StrCat(REFERRAL_SOURCE_DIR, "/server/config/principals.txtpb");
+    options.shutdown_grace = absl::Seconds(1);
+    auto broker = server::Broker::Start(options);
+    ASSERT_TRUE(broker.ok()) << broker.status();
+    broker_ = *std::move(broker);
+  }
+
+  static std::string Pki(const std::string& name) {
+    return pki_->Sub("pki/" + name);
+  }
+
+  std::unique_ptr<BrokerClients> As(const std::string& client) {
+    auto channel = TlsChannel(absl::StrCat("127.0.0.1:", broker_->port()),
+                              pki_->Sub("pki"), client);
+    EXPECT_TRUE(channel.ok()) << channel.status();
+    return std::make_unique<BrokerClients>(*channel);
+  }
+
+  static grpc::Status SubmitAs(BrokerClients& clients, const std::string& key,
+                               v1::SubmitReferralResponse* response,
+                               const std::string& claimed_agency = "") {
+    grpc::ClientContext context;
+    v1::SubmitReferralRequest request;
+    *request.mutable_referral() =
+        SampleReferral({.agency_id = claimed_agency.empty() ? "cambs-police"
+                                                            : claimed_agency});
+    request.set_idempotency_key(key);
+    return clients.intake->SubmitReferral(&context, request, response);
+  }
+
+  static grpc::Status StatusAs(BrokerClients& clients, const std::string& id) {
+    grpc::ClientContext context;
+    v1::GetReferralStatusRequest request;
+    request.set_referral_id(id);
+    v1::GetReferralStatusResponse response;
+    return clients.intake->GetReferralStatus(&context, request, &response);
+  }
+
+  static TempDir* pki_;
+  static absl::Status* pki_status_;
+  TempDir dir_;
+  std::unique_ptr<server::Broker> broker_;
+};
+
+TempDir* CallAuthorizerTest::pki_ = nullptr;
+absl::Status* CallAuthorizerTest::pki_status_ = nullptr;
+
+// Calls one method with a minimal request; what matters is whether the
+// answer is PERMISSION_DENIED.
+grpc::StatusCode Call(BrokerClients& c, const std::string& method) {
+  grpc::ClientContext ctx;
+  if (method == "SubmitReferral") {
+    v1::SubmitReferralRequest request;
+    *request.mutable_referral() = SampleReferral();
+    request.set_idempotency_key("matrix-" + std::to_string(rand()));
+    v1::SubmitReferralResponse response;
+    return c.intake->SubmitReferral(&ctx, request, &response).error_code();
+  }
+  if (method == "GetReferralStatus") {
+    v1::GetReferralStatusRequest request;
+    request.set_referral_id("REF-2026-000001");
+    v1::GetReferralStatusResponse response;
+    return c.intake->GetReferralStatus(&ctx, request, &response).error_code();
+  }
+  if (method == "ListOutcomes") {
+    v1::ListOutcomesResponse response;
+    return c.intake->ListOutcomes(&ctx, {}, &response).error_code();
+  }
+  if (method == "AcknowledgeOutcome") {
+    v1::AcknowledgeOutcomeRequest request;
+    request.set_referral_id("REF-2026-000001");
+    v1::AcknowledgeOutcomeResponse response;
+    return c.intake->AcknowledgeOutcome(&ctx, request, &response).error_code();
+  }
+  if (method == "ListQueue") {
+    v1::ListQueueRequest request;
+    request.set_queue("ifd-triage");
+    v1::ListQueueResponse response;
+    return c.triage->ListQueue(&ctx, request, &response).error_code();
+  }
+  if (method == "ClaimReferrals") {
+    v1::ClaimReferralsRequest request;
+    request.set_queue("ifd-triage");
+    request.set_max(1);
+    request.set_worker("w");
+    v1::ClaimReferralsResponse response;
+    return c.triage->ClaimReferrals(&ctx, request, &response).error_code();
+  }
+  if (method == "ExtendClaim") {
+    v1::ExtendClaimRequest request;
+    request.set_referral_id("REF-2026-000001");
+    request.set_lease_token("t");
+    request.set_lease_seconds(60);
+    v1::ExtendClaimResponse response;
+    return c.triage->ExtendClaim(&ctx, request, &response).error_code();
+  }
+  if (method == "ReleaseReferral") {
+    v1::ReleaseReferralRequest request;
+    request.set_referral_id("REF-2026-000001");
+    request.set_lease_token("t");
+    request.set_reason("r");
+    v1::ReleaseReferralResponse response;
+    return c.triage->ReleaseReferral(&ctx, request, &response).error_code();
+  }
+  if (method == "RecordDecision") {
+    v1::RecordDecisionRequest request;
+    request.set_referral_id("REF-2026-000001");
+    request.set_lease_token("t");
+    request.set_decision(v1::DECISION_EARLY_HELP);
+    request.set_rationale("r");
+    v1::RecordDecisionResponse response;
+    return c.triage->RecordDecision(&ctx, request, &response).error_code();
+  }
+  if (method == "ListNotices") {
+    v1::ListNoticesRequest request;
+    request.set_queue("edt-out-of-hours");
+    v1::ListNoticesResponse response;
+    return c.triage->ListNotices(&ctx, request, &response).error_code();
+  }
+  if (method == "WatchQueue") {
+    v1::WatchQueueRequest request;
+    request.set_queue("ifd-triage");
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::milliseconds(500));
+    auto reader = c.triage->WatchQueue(&ctx, request);
+    v1::QueueEvent event;
+    while (reader->Read(&event)) {
+    }
+    return reader->Finish().error_code();
+  }
+  if (method == "GetQueueStats") {
+    v1::GetQueueStatsResponse response;
+    return c.operations->GetQueueStats(&ctx, {}, &response).error_code();
+  }
+  if (method == "ListDeadLetters") {
+    v1::ListDeadLettersRequest request;
+    request.set_queue("ifd-triage");
+    v1::ListDeadLettersResponse response;
+    return c.operations->ListDeadLetters(&ctx, request, &response).error_code();
+  }
+  if (method == "RequeueDeadLetter") {
+    v1::RequeueDeadLetterRequest request;
+    request.set_referral_id("REF-2026-000001");
+    v1::RequeueDeadLetterResponse response;
+    return c.operations->RequeueDeadLetter(&ctx, request, &response)
+        .error_code();
+  }
+  ADD_FAILURE() << "unknown method " << method;
+  return grpc::StatusCode::UNKNOWN;
+}
+
+TEST_F(CallAuthorizerTest, EachRoleMayCallOnlyItsMethods) {
+  // Y: allowed (any answer but PERMISSION_DENIED); n: PERMISSION_DENIED.
+  // Clients: cambs-police (agency), triage-cli (triage), ops, admin.
+  const std::map<std::string, std::string> allowed = {
+      //                      agency triage ops admin
+      {"SubmitReferral", "Ynnn"},  {"GetReferralStatus", "Ynnn"},
+      {"ListOutcomes", "Ynnn"},    {"AcknowledgeOutcome", "Ynnn"},
+      {"ListQueue", "nYnn"},       {"ClaimReferrals", "nYnn"},
+      {"ExtendClaim", "nYnn"},     {"ReleaseReferral", "nYnn"},
+      {"RecordDecision", "nYnn"},  {"ListNotices", "nYnn"},
+      {"WatchQueue", "nYnn"},      {"GetQueueStats", "nnYY"},
+      {"ListDeadLetters", "nnYY"}, {"RequeueDeadLetter", "nnnY"},
+  };
+  const std::vector<std::string> clients = {"cambs-police", "triage-cli", "ops",
+                                            "admin"};
+  for (size_t i = 0; i < clients.size(); ++i) {
+    std::unique_ptr<BrokerClients> as = As(clients[i]);
+    for (const auto& [method, row] : allowed) {
+      const grpc::StatusCode code = Call(*as, method);
+      EXPECT_NE(code, grpc::StatusCode::UNAUTHENTICATED)
+          << clients[i] << " " << method;
+      if (row[i] == 'Y') {
+        EXPECT_NE(code, grpc::StatusCode::PERMISSION_DENIED)
+            << clients[i] << " should be allowed " << method;
+      } else {
+        EXPECT_EQ(code, grpc::StatusCode::PERMISSION_DENIED)
+            << clients[i] << " should be denied " << method;
+      }
+    }
+  }
+}
+
+TEST_F(CallAuthorizerTest,
+       WithoutAClientCertificateEveryCallIsUnauthenticated) {
+  std::unique_ptr<BrokerClients> anonymous = As("");
+  for (const std::string method :
+       {"SubmitReferral", "ListQueue", "GetQueueStats", "RequeueDeadLetter"}) {
+    EXPECT_EQ(Call(*anonymous, method), grpc::StatusCode::UNAUTHENTICATED)
+        << method;
+  }
+}
+
+TEST_F(CallAuthorizerTest, CertificatesFromAnotherCaOrExpiredNeverConnect) {
+  for (const std::string client : {"intruder", "expired"}) {
+    std::unique_ptr<BrokerClients> as = As(client);
+    EXPECT_EQ(Call(*as, "GetQueueStats"), grpc::StatusCode::UNAVAILABLE)
+        << client;
+  }
+}
+
+TEST_F(CallAuthorizerTest, AnAgencySeesOnlyItsOwnReferrals) {
+  std::unique_ptr<BrokerClients> police = As("cambs-police");
+  std::unique_ptr<BrokerClients> hospital = As("nwangliaft-hospital");
+  v1::SubmitReferralResponse submitted;
+  ASSERT_TRUE(SubmitAs(*police, "own-1", &submitted).ok());
+  EXPECT_TRUE(StatusAs(*police, submitted.referral_id()).ok());
+
+  // Another agency gets exactly what an unknown reference gets.
+  const grpc::Status other = StatusAs(*hospital, submitted.referral_id());
+  const grpc::Status unknown = StatusAs(*hospital, "REF-2026-999999");
+  EXPECT_EQ(other.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(other.error_message(), unknown.error_message());
+
+  grpc::ClientContext ack_context;
+  v1::AcknowledgeOutcomeRequest ack;
+  ack.set_referral_id(submitted.referral_id());
+  v1::AcknowledgeOutcomeResponse ack_response;
+  EXPECT_EQ(
+      hospital->intake->AcknowledgeOutcome(&ack_context, ack, &ack_response)
+          .error_code(),
+      grpc::StatusCode::NOT_FOUND);
+
+  grpc::ClientContext list_context;
+  v1::ListOutcomesRequest list;
+  list.set_agency("cambs-police");
+  v1::ListOutcomesResponse outcomes;
+  EXPECT_EQ(hospital->intake->ListOutcomes(&list_context, list, &outcomes)
+                .error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+}
+
+TEST_F(CallAuthorizerTest, TheAuthenticatedAgencyIsRecordedNotTheClaimedOne) {
+  std::unique_ptr<BrokerClients> police = As("cambs-police");
+  v1::SubmitReferralResponse submitted;
+  ASSERT_TRUE(
+      SubmitAs(*police, "claimed-1", &submitted, "nwangliaft-hospital").ok());
+  // The hospital cannot see it; the police can, recorded under their name.
+  std::unique_ptr<BrokerClients> hospital = As("nwangliaft-hospital");
+  EXPECT_EQ(StatusAs(*hospital, submitted.referral_id()).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  grpc::ClientContext context;
+  v1::GetReferralStatusRequest request;
+  request.set_referral_id(submitted.referral_id());
+  v1::GetReferralStatusResponse status;
+  ASSERT_TRUE(
+      police->intake->GetReferralStatus(&context, request, &status).ok());
+  EXPECT_EQ(status.history(0).actor(), "agency:cambs-police");
+}
+
+TEST(BrokerStartTest, PlaintextNeedsTheDevelopmentFlagAndLoopback) {
+  TempDir dir;
+  server::BrokerOptions options;
+  options.listen_address = "127.0.0.1:0";
+  options.data_dir = dir.Sub("data");
+  auto refused = server::Broker::Start(options);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(std::string(refused.status().message()),
+              HasSubstr("refusing to serve without TLS"));
+
+  options.insecure_development = true;
+  options.listen_address = "0.0.0.0:0";
+  auto exposed = server::Broker::Start(options);
+  ASSERT_FALSE(exposed.ok());
+  EXPECT_THAT(std::string(exposed.status().message()), HasSubstr("loopback"));
+
+  options.listen_address = "127.0.0.1:0";
+  EXPECT_TRUE(server::Broker::Start(options).ok());
+}
+
+}  // namespace
+}  // namespace referral
