@@ -107,6 +107,11 @@ class BrokerImpl final : public Broker {
 
   int port() const override { return port_; }
 
+  RateLimit RateLimits() const {
+    return RateLimit{.per_second = options_.rate_limit_per_second,
+                     .burst = options_.rate_limit_burst};
+  }
+
   // TLS with client certificates, or (explicitly, on loopback only)
   // plaintext for development, announced loudly.
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials() {
@@ -129,7 +134,8 @@ class BrokerImpl final : public Broker {
                {{"advice",
                  "plaintext, no authentication, every caller may do "
                  "everything: never use with real referrals"}});
-      authorizer_ = std::make_unique<CallAuthorizer>(nullptr);
+      authorizer_ = std::make_unique<CallAuthorizer>(nullptr, RateLimits(),
+                                                     options_.clock);
       return grpc::InsecureServerCredentials();
     }
     if (options_.insecure_development) {
@@ -154,7 +160,8 @@ class BrokerImpl final : public Broker {
     }
     ASSIGN_OR_RETURN(std::unique_ptr<PrincipalDirectory> directory,
                      PrincipalDirectory::LoadFile(options_.principals_file));
-    authorizer_ = std::make_unique<CallAuthorizer>(std::move(directory));
+    authorizer_ = std::make_unique<CallAuthorizer>(
+        std::move(directory), RateLimits(), options_.clock);
     return grpc::SslServerCredentials(tls);
   }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "event_log.h"
 #include "peer_identity.h"
 
 namespace referral::server {
@@ -60,6 +61,19 @@ absl::StatusOr<Caller> CallAuthorizer::Authorize(
     caller.principal = *principal;
     caller.actor = ActorFor(**principal);
     caller.agency_id = (*principal)->agency_id;
+  }
+  // Held to the rate limit once known, before any work is done for it.
+  const std::string limited =
+      caller.principal != nullptr ? caller.principal->name : caller.actor;
+  const absl::Duration wait = limiter_.Admit(limited, clock_());
+  if (wait > absl::ZeroDuration()) {
+    const int64_t wait_ms = std::max<int64_t>(
+        1, absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1))));
+    LogEvent(
+        LogLevel::kWarning, "rate_limited",
+        {{"principal", limited}, {"retry_after_ms", absl::StrCat(wait_ms)}});
+    return absl::ResourceExhaustedError(
+        absl::StrCat("rate limit exceeded; retry after ", wait_ms, " ms"));
   }
   absl::StatusOr<std::string> on_behalf_of = OnBehalfOf(call, caller.principal);
   if (!on_behalf_of.ok()) return on_behalf_of.status();

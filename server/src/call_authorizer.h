@@ -8,6 +8,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -15,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "access_policy.h"
 #include "principals.h"
+#include "rate_limiter.h"
 
 namespace referral::server {
 
@@ -39,14 +41,19 @@ struct Caller {
 
 class CallAuthorizer {
  public:
-  // `directory` null: development mode.
-  explicit CallAuthorizer(std::unique_ptr<PrincipalDirectory> directory)
-      : directory_(std::move(directory)) {}
+  // `directory` null: development mode. Every caller is held to `limit`
+  // (per principal; in development, one bucket for everyone).
+  CallAuthorizer(std::unique_ptr<PrincipalDirectory> directory, RateLimit limit,
+                 std::function<absl::Time()> clock)
+      : directory_(std::move(directory)),
+        limiter_(limit),
+        clock_(std::move(clock)) {}
 
   bool development() const { return directory_ == nullptr; }
 
   // UNAUTHENTICATED without a verified, registered client certificate;
-  // PERMISSION_DENIED when the principal's roles do not allow `method`.
+  // PERMISSION_DENIED when the principal's roles do not allow `method`;
+  // RESOURCE_EXHAUSTED, with the wait in the message, over the rate limit.
   absl::StatusOr<Caller> Authorize(const grpc::CallbackServerContext& call,
                                    BrokerMethod method) const;
 
@@ -56,6 +63,8 @@ class CallAuthorizer {
 
  private:
   std::unique_ptr<PrincipalDirectory> directory_;
+  mutable RateLimiter limiter_;
+  std::function<absl::Time()> clock_;
 };
 
 }  // namespace referral::server

@@ -31,6 +31,10 @@ ABSL_FLAG(std::string, principals_file, "",
           "maps client certificate identities to principals and roles");
 ABSL_FLAG(bool, insecure_development, false,
           "plaintext and no authentication, loopback only: development");
+ABSL_FLAG(double, rate_limit_per_second, 500,
+          "average calls per second allowed to each principal");
+ABSL_FLAG(double, rate_limit_burst, 5000,
+          "calls a principal may make at once before the average applies");
 ABSL_FLAG(std::string, port_file, "",
           "if set, the bound port is written here once serving");
 ABSL_FLAG(std::string, routing_file, "",
@@ -107,6 +111,8 @@ int main(int argc, char** argv) {
   options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
   options.principals_file = absl::GetFlag(FLAGS_principals_file);
   options.insecure_development = absl::GetFlag(FLAGS_insecure_development);
+  options.rate_limit_per_second = absl::GetFlag(FLAGS_rate_limit_per_second);
+  options.rate_limit_burst = absl::GetFlag(FLAGS_rate_limit_burst);
   options.routing_file = absl::GetFlag(FLAGS_routing_file);
   options.calendar_file = absl::GetFlag(FLAGS_calendar_file);
   options.default_lease = absl::Seconds(absl::GetFlag(FLAGS_lease_seconds));

@@ -300,6 +300,28 @@ TEST_F(CallAuthorizerTest, TheAuthenticatedAgencyIsRecordedNotTheClaimedOne) {
   EXPECT_EQ(status.history(0).actor(), "agency:cambs-police");
 }
 
+TEST(RateLimitTest, ARunawayClientIsToldWhenToRetry) {
+  TempDir dir;
+  server::BrokerOptions options;
+  options.listen_address = "127.0.0.1:0";
+  options.data_dir = dir.Sub("data");
+  options.insecure_development = true;
+  options.rate_limit_per_second = 0.001;
+  options.rate_limit_burst = 3;
+  auto broker = server::Broker::Start(options);
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  BrokerClients clients(absl::StrCat("127.0.0.1:", (*broker)->port()));
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(Call(clients, "GetQueueStats"), grpc::StatusCode::OK) << i;
+  }
+  grpc::ClientContext context;
+  v1::GetQueueStatsResponse response;
+  const grpc::Status limited =
+      clients.operations->GetQueueStats(&context, {}, &response);
+  EXPECT_EQ(limited.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(limited.error_message(), HasSubstr("retry after"));
+}
+
 TEST(BrokerStartTest, PlaintextNeedsTheDevelopmentFlagAndLoopback) {
   TempDir dir;
   server::BrokerOptions options;

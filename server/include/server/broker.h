@@ -51,6 +51,11 @@ struct BrokerOptions {
   absl::Duration outcome_ack_overdue = absl::Hours(24);
   // The window of the per-queue time-to-decision figures in the ops stats.
   absl::Duration decision_stats_window = absl::Hours(24 * 28);
+  // Calls per second each principal may make on average, and at once. A
+  // front door sees tens of referrals a day and a weekend batch of a few
+  // hundred, so these only stop a runaway client.
+  double rate_limit_per_second = 500;
+  double rate_limit_burst = 5000;
   // Largest request accepted (a referral is a few KB).
   int max_message_bytes = 4 * 1024 * 1024;
   // Time granted to in-flight calls on shutdown before they are cancelled.
