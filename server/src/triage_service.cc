@@ -46,6 +46,15 @@ std::string TriageActor(const Caller& caller, const std::string& worker) {
   return worker.empty() ? "triage" : "triage:" + worker;
 }
 
+// The caller may use the queue (PERMISSION_DENIED first, so a forbidden
+// queue's existence does not leak) and it exists (NOT_FOUND).
+absl::Status CheckQueueAccess(const ServiceContext& context,
+                              const Caller& caller, const std::string& queue) {
+  absl::Status allowed = context.authorizer->AuthorizeQueue(caller, queue);
+  if (!allowed.ok()) return allowed;
+  return CheckQueueExists(context, queue);
+}
+
 // A stream that ends at once with an error.
 class RefusedWatch : public grpc::ServerWriteReactor<v1::QueueEvent> {
  public:
@@ -81,10 +90,7 @@ grpc::ServerUnaryReactor* TriageService::ListQueue(
       context_.authorizer->Authorize(*call, BrokerMethod::kListQueue);
   if (!caller.ok()) return Reply(call, caller.status());
   absl::Status valid = CheckListQueue(*request);
-  if (valid.ok()) {
-    valid = context_.authorizer->AuthorizeQueue(*caller, request->queue());
-  }
-  if (valid.ok()) valid = CheckQueueExists(context_, request->queue());
+  if (valid.ok()) valid = CheckQueueAccess(context_, *caller, request->queue());
   if (!valid.ok()) return Reply(call, valid);
   absl::StatusOr<storage::ReferralPage> page = context_.store->ListQueue(
       request->queue(), PageSize(request->page().page_size(), 50, 500),
@@ -106,10 +112,7 @@ grpc::ServerUnaryReactor* TriageService::ClaimReferrals(
       context_.authorizer->Authorize(*call, BrokerMethod::kClaimReferrals);
   if (!caller.ok()) return Reply(call, caller.status());
   absl::Status valid = CheckClaim(*request, context_.max_lease);
-  if (valid.ok()) {
-    valid = context_.authorizer->AuthorizeQueue(*caller, request->queue());
-  }
-  if (valid.ok()) valid = CheckQueueExists(context_, request->queue());
+  if (valid.ok()) valid = CheckQueueAccess(context_, *caller, request->queue());
   if (!valid.ok()) return Reply(call, valid);
 
   storage::ClaimCommand command{
@@ -219,10 +222,7 @@ grpc::ServerUnaryReactor* TriageService::ListNotices(
       context_.authorizer->Authorize(*call, BrokerMethod::kListNotices);
   if (!caller.ok()) return Reply(call, caller.status());
   absl::Status valid = CheckListNotices(*request);
-  if (valid.ok()) {
-    valid = context_.authorizer->AuthorizeQueue(*caller, request->queue());
-  }
-  if (valid.ok()) valid = CheckQueueExists(context_, request->queue());
+  if (valid.ok()) valid = CheckQueueAccess(context_, *caller, request->queue());
   if (!valid.ok()) return Reply(call, valid);
   absl::StatusOr<storage::ReferralPage> page = context_.store->ListNotices(
       request->queue(), PageSize(request->page().page_size(), 50, 500),
@@ -242,10 +242,7 @@ grpc::ServerWriteReactor<v1::QueueEvent>* TriageService::WatchQueue(
       context_.authorizer->Authorize(*call, BrokerMethod::kWatchQueue);
   if (!caller.ok()) return new RefusedWatch(caller.status());
   absl::Status valid = CheckQueueField(request->queue());
-  if (valid.ok()) {
-    valid = context_.authorizer->AuthorizeQueue(*caller, request->queue());
-  }
-  if (valid.ok()) valid = CheckQueueExists(context_, request->queue());
+  if (valid.ok()) valid = CheckQueueAccess(context_, *caller, request->queue());
   if (!valid.ok()) return new RefusedWatch(valid);
   return context_.watchers->Open(request->queue());
 }
