@@ -52,6 +52,9 @@ ABSL_FLAG(std::string, reason, "", "release: why");
 ABSL_FLAG(std::string, decision, "", "decide: the decision");
 ABSL_FLAG(std::string, rationale, "", "decide: the rationale");
 ABSL_FLAG(std::string, feedback, "", "decide: feedback for the referrer");
+ABSL_FLAG(absl::Duration, since, absl::Hours(24),
+          "audit-export: how far back from now");
+ABSL_FLAG(int, limit, 0, "audit-export: most records (0: broker default)");
 
 namespace referral::clients {
 namespace {
@@ -116,6 +119,8 @@ CliOptions CliOptionsFromFlags() {
   o.decision = absl::GetFlag(FLAGS_decision);
   o.rationale = absl::GetFlag(FLAGS_rationale);
   o.feedback = absl::GetFlag(FLAGS_feedback);
+  o.since = absl::GetFlag(FLAGS_since);
+  o.limit = absl::GetFlag(FLAGS_limit);
   return o;
 }
 

@@ -45,6 +45,8 @@ struct CliOptions {
   std::string decision;
   std::string rationale;
   std::string feedback;
+  absl::Duration since = absl::Hours(24);  // audit-export: how far back
+  int limit = 0;                           // audit-export: 0 = default
 };
 
 // Lets a signal handler thread end a streaming call (watch) cleanly: the

@@ -112,6 +112,12 @@ class OperationsService final : public v1::Operations::CallbackService {
       grpc::CallbackServerContext* call,
       const v1::RequeueDeadLetterRequest* request,
       v1::RequeueDeadLetterResponse* response) override;
+  grpc::ServerUnaryReactor* ExportAudit(
+      grpc::CallbackServerContext* call, const v1::ExportAuditRequest* request,
+      v1::ExportAuditResponse* response) override;
+  grpc::ServerUnaryReactor* VerifyAudit(
+      grpc::CallbackServerContext* call, const v1::VerifyAuditRequest* request,
+      v1::VerifyAuditResponse* response) override;
 
  private:
   const ServiceContext& context_;

@@ -52,6 +52,7 @@ absl::StatusOr<Caller> CallAuthorizer::Authorize(
   Caller caller;
   if (development()) {
     caller.actor = "development";
+    caller.audit_principal = "development";
   } else {
     absl::StatusOr<const Principal*> principal =
         AuthenticatePeer(call.auth_context().get(), *directory_);
@@ -60,6 +61,7 @@ absl::StatusOr<Caller> CallAuthorizer::Authorize(
     if (!allowed.ok()) return allowed;
     caller.principal = *principal;
     caller.actor = ActorFor(**principal);
+    caller.audit_principal = (*principal)->name;
     caller.agency_id = (*principal)->agency_id;
   }
   // Held to the rate limit once known, before any work is done for it.

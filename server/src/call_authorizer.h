@@ -33,6 +33,8 @@ struct Caller {
   // The authenticated agency, for agency principals.
   std::string agency_id;
   std::string on_behalf_of;
+  // Who the audit trail records: the principal's name, or "development".
+  std::string audit_principal;
 
   bool IsAgency() const {
     return principal != nullptr && principal->HasRole(Role::kAgency);

@@ -54,6 +54,7 @@ grpc::ServerUnaryReactor* IntakeService::SubmitReferral(
     return Reply(call, command.status());
   }
 
+  command->audit = AuditOf(*caller);
   grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
   context_.store->Submit(
       *std::move(command),
@@ -79,9 +80,16 @@ grpc::ServerUnaryReactor* IntakeService::GetReferralStatus(
   if (!valid.ok()) return Reply(call, valid);
   absl::StatusOr<storage::StoredReferral> record =
       OwnReferral(*caller, request->referral_id());
-  if (!record.ok()) return Reply(call, record.status());
+  if (!record.ok()) {
+    // A well-formed but unknown (or another agency's) reference is worth a
+    // record; a malformed one is caller text and is not kept.
+    const bool named = record.status().code() == absl::StatusCode::kNotFound;
+    return ReplyAudited(call, context_.store, *caller, "status_read",
+                        named ? request->referral_id() : "", record.status());
+  }
   *response = ToStatusResponse(*record, context_.clock());
-  return Reply(call, absl::OkStatus());
+  return ReplyAudited(call, context_.store, *caller, "status_read",
+                      request->referral_id(), absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* IntakeService::ListOutcomes(
@@ -109,7 +117,8 @@ grpc::ServerUnaryReactor* IntakeService::ListOutcomes(
     *response->add_outcomes() = ToOutcome(record);
   }
   response->set_next_page_token(page->next_page_token);
-  return Reply(call, absl::OkStatus());
+  return ReplyAudited(call, context_.store, *caller, "list_outcomes", "",
+                      absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* IntakeService::AcknowledgeOutcome(
@@ -130,6 +139,7 @@ grpc::ServerUnaryReactor* IntakeService::AcknowledgeOutcome(
       .agency_id = record->agency_id(),
       .actor = "agency:" + record->agency_id(),
   };
+  command.audit = AuditOf(*caller);
   grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
   context_.store->AcknowledgeOutcome(
       std::move(command),

@@ -111,6 +111,7 @@ grpc::ServerUnaryReactor* OperationsService::RequeueDeadLetter(
       .referral_id = request->referral_id(),
       .actor = caller->principal != nullptr ? caller->actor : "ops",
   };
+  command.audit = AuditOf(*caller);
   grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
   context_.store->RequeueDeadLetter(
       std::move(command), FinishWhenCommitted<std::string>(
@@ -119,6 +120,76 @@ grpc::ServerUnaryReactor* OperationsService::RequeueDeadLetter(
                                 response->set_state(v1::REFERRAL_STATE_QUEUED);
                               }));
   return reactor;
+}
+
+namespace {
+
+std::string Hex(const std::string& bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char c : bytes) {
+    out.push_back(kDigits[c >> 4]);
+    out.push_back(kDigits[c & 0xf]);
+  }
+  return out;
+}
+
+absl::Time FromTimestamp(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* OperationsService::ExportAudit(
+    grpc::CallbackServerContext* call, const v1::ExportAuditRequest* request,
+    v1::ExportAuditResponse* response) {
+  absl::StatusOr<Caller> caller =
+      context_.authorizer->Authorize(*call, BrokerMethod::kExportAudit);
+  if (!caller.ok()) return Reply(call, caller.status());
+  if (request->limit() < 0 || request->limit() > 100000) {
+    return Reply(call, absl::InvalidArgumentError(
+                           "limit: must be 0 (default 1000) to 100000"));
+  }
+  const absl::Time from = request->has_from() ? FromTimestamp(request->from())
+                                              : absl::InfinitePast();
+  const absl::Time to =
+      request->has_to() ? FromTimestamp(request->to()) : context_.clock();
+  absl::StatusOr<std::vector<storage::AuditRecord>> records =
+      context_.store->ExportAudit(
+          from, to, request->limit() == 0 ? 1000 : request->limit());
+  if (!records.ok()) return Reply(call, records.status());
+  for (const storage::AuditRecord& record : *records) {
+    v1::AuditEntry* entry = response->add_records();
+    entry->set_seq(record.seq());
+    *entry->mutable_at() = MicrosToTimestamp(record.at_us());
+    entry->set_principal(record.principal());
+    entry->set_on_behalf_of(record.on_behalf_of());
+    entry->set_action(record.action());
+    entry->set_referral_id(record.referral_id());
+    entry->set_result(record.result());
+    entry->set_previous_hash(Hex(record.previous_hash()));
+    entry->set_hash(Hex(record.hash()));
+  }
+  // Reading the trail is itself recorded.
+  return ReplyAudited(call, context_.store, *caller, "audit_export", "",
+                      absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* OperationsService::VerifyAudit(
+    grpc::CallbackServerContext* call, const v1::VerifyAuditRequest* request,
+    v1::VerifyAuditResponse* response) {
+  absl::StatusOr<Caller> caller =
+      context_.authorizer->Authorize(*call, BrokerMethod::kVerifyAudit);
+  if (!caller.ok()) return Reply(call, caller.status());
+  absl::StatusOr<storage::AuditVerification> verified =
+      context_.store->VerifyAudit();
+  if (!verified.ok()) return Reply(call, verified.status());
+  response->set_records_checked(verified->records_checked);
+  response->set_intact(verified->intact);
+  response->set_first_bad_seq(verified->first_bad_seq);
+  response->set_problem(verified->problem);
+  return Reply(call, absl::OkStatus());
 }
 
 }  // namespace referral::server

@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "call_authorizer.h"
 #include "grpc_status.h"
 #include "storage/referral_store.h"
 
@@ -31,6 +32,35 @@ storage::Done<T> FinishWhenCommitted(grpc::ServerUnaryReactor* reactor,
     if (result.ok()) fill(*result);
     reactor->Finish(ToGrpcStatus(result.status()));
   };
+}
+
+// Who the audit trail records for a caller's mutation.
+inline storage::AuditContext AuditOf(const Caller& caller) {
+  return {caller.audit_principal, caller.on_behalf_of};
+}
+
+// Answers a read of personal data only once the read is recorded in the
+// audit trail: no record, no answer (UNAVAILABLE). Failed reads are recorded
+// too, with their status code. The response must already be filled.
+inline grpc::ServerUnaryReactor* ReplyAudited(grpc::CallbackServerContext* call,
+                                              storage::ReferralStore* store,
+                                              const Caller& caller,
+                                              std::string action,
+                                              std::string referral_id,
+                                              const absl::Status& status) {
+  storage::AccessRecord access;
+  access.principal = caller.audit_principal;
+  access.on_behalf_of = caller.on_behalf_of;
+  access.action = std::move(action);
+  access.referral_id = std::move(referral_id);
+  access.result = status.ok() ? "OK" : absl::StatusCodeToString(status.code());
+  grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
+  store->RecordAccess(std::move(access),
+                      [reactor, status](absl::StatusOr<absl::Time> recorded) {
+                        reactor->Finish(ToGrpcStatus(
+                            recorded.ok() ? status : recorded.status()));
+                      });
+  return reactor;
 }
 
 }  // namespace referral::server

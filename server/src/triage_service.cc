@@ -102,7 +102,8 @@ grpc::ServerUnaryReactor* TriageService::ListQueue(
   }
   response->set_next_page_token(page->next_page_token);
   response->set_ready_count(context_.store->ReadyCount(request->queue()));
-  return Reply(call, absl::OkStatus());
+  return ReplyAudited(call, context_.store, *caller, "list_queue", "",
+                      absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* TriageService::ClaimReferrals(
@@ -124,6 +125,7 @@ grpc::ServerUnaryReactor* TriageService::ClaimReferrals(
       .worker = request->worker(),
       .actor = TriageActor(*caller, request->worker()),
   };
+  command.audit = AuditOf(*caller);
   grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
   const ServiceContext* context = &context_;
   context_.store->Claim(
@@ -155,6 +157,7 @@ grpc::ServerUnaryReactor* TriageService::ExtendClaim(
       .lease = absl::Seconds(request->lease_seconds()),
       .actor = TriageActor(*caller, ""),
   };
+  command.audit = AuditOf(*caller);
   grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
   context_.store->Extend(std::move(command),
                          FinishWhenCommitted<absl::Time>(
@@ -180,6 +183,7 @@ grpc::ServerUnaryReactor* TriageService::ReleaseReferral(
       .reason = request->reason(),
       .actor = TriageActor(*caller, ""),
   };
+  command.audit = AuditOf(*caller);
   grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
   context_.store->Release(std::move(command),
                           FinishWhenCommitted<v1::ReferralState>(
@@ -205,6 +209,7 @@ grpc::ServerUnaryReactor* TriageService::RecordDecision(
       .feedback = request->feedback(),
       .actor = TriageActor(*caller, ""),
   };
+  command.audit = AuditOf(*caller);
   grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
   context_.store->Decide(
       std::move(command),
@@ -233,7 +238,8 @@ grpc::ServerUnaryReactor* TriageService::ListNotices(
     *response->add_notices() = ToNotice(record, now);
   }
   response->set_next_page_token(page->next_page_token);
-  return Reply(call, absl::OkStatus());
+  return ReplyAudited(call, context_.store, *caller, "list_notices", "",
+                      absl::OkStatus());
 }
 
 grpc::ServerWriteReactor<v1::QueueEvent>* TriageService::WatchQueue(
@@ -244,6 +250,15 @@ grpc::ServerWriteReactor<v1::QueueEvent>* TriageService::WatchQueue(
   absl::Status valid = CheckQueueField(request->queue());
   if (valid.ok()) valid = CheckQueueAccess(context_, *caller, request->queue());
   if (!valid.ok()) return new RefusedWatch(valid);
+  // Recorded without waiting: a stream carries ids and codes, not the
+  // content of any referral, and it should start at once.
+  storage::AccessRecord access;
+  access.principal = caller->audit_principal;
+  access.on_behalf_of = caller->on_behalf_of;
+  access.action = "watch";
+  access.result = "OK";
+  context_.store->RecordAccess(std::move(access),
+                               [](absl::StatusOr<absl::Time>) {});
   return context_.watchers->Open(request->queue());
 }
 

@@ -393,7 +393,7 @@ TEST(CommandTableTest, UsageListsEveryCommandOnce) {
           << spec.name << " requires undeclared --" << flag;
     }
   }
-  EXPECT_EQ(names.size(), 14u);
+  EXPECT_EQ(names.size(), 16u);
   EXPECT_EQ(FindCommand("dead_letters"), FindCommand("dead-letters"));
   EXPECT_EQ(FindCommand("nope"), nullptr);
   EXPECT_EQ(CommandUsage("referral_cli", *FindCommand("decide")),

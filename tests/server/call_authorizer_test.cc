@@ -197,6 +197,14 @@ grpc::StatusCode Call(BrokerClients& c, const std::string& method) {
     return c.operations->RequeueDeadLetter(&ctx, request, &response)
         .error_code();
   }
+  if (method == "ExportAudit") {
+    v1::ExportAuditResponse response;
+    return c.operations->ExportAudit(&ctx, {}, &response).error_code();
+  }
+  if (method == "VerifyAudit") {
+    v1::VerifyAuditResponse response;
+    return c.operations->VerifyAudit(&ctx, {}, &response).error_code();
+  }
   ADD_FAILURE() << "unknown method " << method;
   return grpc::StatusCode::UNKNOWN;
 }
@@ -298,6 +306,62 @@ TEST_F(CallAuthorizerTest, TheAuthenticatedAgencyIsRecordedNotTheClaimedOne) {
   ASSERT_TRUE(
       police->intake->GetReferralStatus(&context, request, &status).ok());
   EXPECT_EQ(status.history(0).actor(), "agency:cambs-police");
+}
+
+TEST_F(CallAuthorizerTest, TheAuditTrailRecordsWhoDidWhatIncludingReads) {
+  std::unique_ptr<BrokerClients> police = As("cambs-police");
+  v1::SubmitReferralResponse submitted;
+  ASSERT_TRUE(SubmitAs(*police, "audit-1", &submitted).ok());
+  ASSERT_TRUE(StatusAs(*police, submitted.referral_id()).ok());
+  // Another agency's look is recorded too, as NOT_FOUND.
+  std::unique_ptr<BrokerClients> hospital = As("nwangliaft-hospital");
+  ASSERT_EQ(StatusAs(*hospital, submitted.referral_id()).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+
+  // The console claims for a named member of staff.
+  std::unique_ptr<BrokerClients> triage = As("triage-cli");
+  grpc::ClientContext claim_context;
+  claim_context.AddMetadata(server::kOnBehalfOfHeader, "Sam Worker");
+  v1::ClaimReferralsRequest claim;
+  claim.set_queue(submitted.queue());
+  claim.set_max(1);
+  claim.set_worker("sam");
+  v1::ClaimReferralsResponse claimed;
+  ASSERT_TRUE(
+      triage->triage->ClaimReferrals(&claim_context, claim, &claimed).ok());
+  ASSERT_EQ(claimed.claims_size(), 1);
+
+  std::unique_ptr<BrokerClients> admin = As("admin");
+  grpc::ClientContext export_context;
+  v1::ExportAuditResponse trail;
+  ASSERT_TRUE(
+      admin->operations->ExportAudit(&export_context, {}, &trail).ok());
+  std::vector<std::string> lines;
+  for (const v1::AuditEntry& entry : trail.records()) {
+    lines.push_back(absl::StrCat(entry.principal(), "|", entry.on_behalf_of(),
+                                 "|", entry.action(), "|",
+                                 entry.referral_id(), "|", entry.result()));
+    EXPECT_EQ(entry.hash().size(), 64u);
+  }
+  const std::string id = submitted.referral_id();
+  EXPECT_THAT(lines, ::testing::IsSupersetOf({
+                         "cambs-police||submit|" + id + "|OK",
+                         "cambs-police||status_read|" + id + "|OK",
+                         "nwangliaft-hospital||status_read|" + id +
+                             "|NOT_FOUND",
+                         "triage-cli|Sam Worker|claim|" + id + "|OK",
+                     }));
+  // Each record is chained to the one before.
+  for (int i = 1; i < trail.records_size(); ++i) {
+    EXPECT_EQ(trail.records(i).previous_hash(), trail.records(i - 1).hash());
+  }
+
+  grpc::ClientContext verify_context;
+  v1::VerifyAuditResponse verified;
+  ASSERT_TRUE(
+      admin->operations->VerifyAudit(&verify_context, {}, &verified).ok());
+  EXPECT_TRUE(verified.intact()) << verified.problem();
+  EXPECT_GE(verified.records_checked(), 4u);
 }
 
 TEST(RateLimitTest, ARunawayClientIsToldWhenToRetry) {
