@@ -8,10 +8,11 @@ namespace referral::server {
 // One WatchQueue call. Lock order: QueueWatchers::mutex_ before mutex_.
 class QueueWatch : public grpc::ServerWriteReactor<v1::QueueEvent> {
  public:
-  QueueWatch(QueueWatchers* hub, std::string queue)
-      : hub_(hub), queue_(std::move(queue)) {}
+  QueueWatch(QueueWatchers* hub, std::string queue, std::string principal)
+      : hub_(hub), queue_(std::move(queue)), principal_(std::move(principal)) {}
 
   const std::string& queue() const { return queue_; }
+  const std::string& principal() const { return principal_; }
 
   // Called by the hub with its mutex held.
   void Deliver(const v1::QueueEvent& event) {
@@ -70,6 +71,7 @@ class QueueWatch : public grpc::ServerWriteReactor<v1::QueueEvent> {
 
   QueueWatchers* const hub_;
   const std::string queue_;
+  const std::string principal_;
   absl::Mutex mutex_;
   std::deque<v1::QueueEvent> backlog_ ABSL_GUARDED_BY(mutex_);
   v1::QueueEvent in_flight_ ABSL_GUARDED_BY(mutex_);
@@ -79,10 +81,14 @@ class QueueWatch : public grpc::ServerWriteReactor<v1::QueueEvent> {
 };
 
 grpc::ServerWriteReactor<v1::QueueEvent>* QueueWatchers::Open(
-    std::string queue) {
-  auto* watch = new QueueWatch(this, std::move(queue));
+    std::string queue, std::string principal) {
+  QueueWatch* watch;
   {
     absl::MutexLock lock(&mutex_);
+    size_t& open = streams_by_principal_[principal];
+    if (open >= kMaxStreamsPerPrincipal) return nullptr;
+    ++open;
+    watch = new QueueWatch(this, std::move(queue), std::move(principal));
     watches_.insert(watch);
   }
   // Headers go out once the stream is registered, so a client that waits
@@ -109,6 +115,10 @@ size_t QueueWatchers::open_streams() {
 void QueueWatchers::Remove(QueueWatch* watch) {
   absl::MutexLock lock(&mutex_);
   watches_.erase(watch);
+  auto it = streams_by_principal_.find(watch->principal());
+  if (it != streams_by_principal_.end() && --it->second == 0) {
+    streams_by_principal_.erase(it);
+  }
 }
 
 }  // namespace referral::server

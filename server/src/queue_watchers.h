@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "referral/v1/broker.pb.h"
@@ -25,13 +26,18 @@ class QueueWatchers {
   // Events a stream may have waiting before it is ended.
   static constexpr size_t kMaxBacklog = 1024;
 
+  // Open streams one principal may hold at once.
+  static constexpr size_t kMaxStreamsPerPrincipal = 32;
+
   QueueWatchers() = default;
   QueueWatchers(const QueueWatchers&) = delete;
   QueueWatchers& operator=(const QueueWatchers&) = delete;
 
-  // Starts a stream of `queue`'s events; the reactor deletes itself when the
-  // call is done.
-  grpc::ServerWriteReactor<v1::QueueEvent>* Open(std::string queue);
+  // Starts a stream of `queue`'s events for `principal`; the reactor
+  // deletes itself when the call is done. Null when the principal already
+  // holds kMaxStreamsPerPrincipal streams.
+  grpc::ServerWriteReactor<v1::QueueEvent>* Open(std::string queue,
+                                                 std::string principal);
 
   // Delivers committed events to every stream on their queue.
   void Publish(const std::vector<v1::QueueEvent>& events);
@@ -45,6 +51,8 @@ class QueueWatchers {
 
   absl::Mutex mutex_;
   absl::flat_hash_set<QueueWatch*> watches_ ABSL_GUARDED_BY(mutex_);
+  absl::flat_hash_map<std::string, size_t> streams_by_principal_
+      ABSL_GUARDED_BY(mutex_);
 };
 
 }  // namespace referral::server

@@ -259,7 +259,13 @@ grpc::ServerWriteReactor<v1::QueueEvent>* TriageService::WatchQueue(
   access.result = "OK";
   context_.store->RecordAccess(std::move(access),
                                [](absl::StatusOr<absl::Time>) {});
-  return context_.watchers->Open(request->queue());
+  grpc::ServerWriteReactor<v1::QueueEvent>* watch =
+      context_.watchers->Open(request->queue(), caller->audit_principal);
+  if (watch == nullptr) {
+    return new RefusedWatch(absl::ResourceExhaustedError(
+        "too many open watch streams for this principal; close one first"));
+  }
+  return watch;
 }
 
 }  // namespace referral::server

@@ -614,6 +614,52 @@ TEST_F(BrokerServicesTest, WatchStreamsQueueEventsLive) {
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
 }
 
+TEST_F(BrokerServicesTest, OnePrincipalMayHoldOnlySoManyWatchStreams) {
+  // All development callers are one principal.
+  struct Watch {
+    grpc::ClientContext context;
+    std::unique_ptr<grpc::ClientReader<v1::QueueEvent>> reader;
+  };
+  std::vector<std::unique_ptr<Watch>> watches;
+  v1::WatchQueueRequest request;
+  request.set_queue("ifd-triage");
+  for (int i = 0; i < 32; ++i) {
+    auto watch = std::make_unique<Watch>();
+    watch->reader = clients_->triage->WatchQueue(&watch->context, request);
+    watch->reader->WaitForInitialMetadata();
+    watches.push_back(std::move(watch));
+  }
+  grpc::ClientContext refused_context;
+  auto refused = clients_->triage->WatchQueue(&refused_context, request);
+  v1::QueueEvent event;
+  EXPECT_FALSE(refused->Read(&event));
+  grpc::Status status = refused->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(status.error_message(), HasSubstr("watch streams"));
+
+  // Closing one makes room for another.
+  watches.back()->context.TryCancel();
+  while (watches.back()->reader->Read(&event)) {
+  }
+  watches.back()->reader->Finish();
+  watches.pop_back();
+  ASSERT_TRUE(Eventually([&] {
+    grpc::ClientContext context;
+    auto again = clients_->triage->WatchQueue(&context, request);
+    again->WaitForInitialMetadata();
+    context.TryCancel();
+    while (again->Read(&event)) {
+    }
+    return again->Finish().error_code() == grpc::StatusCode::CANCELLED;
+  }));
+  for (auto& watch : watches) watch->context.TryCancel();
+  for (auto& watch : watches) {
+    while (watch->reader->Read(&event)) {
+    }
+    watch->reader->Finish();
+  }
+}
+
 TEST_F(BrokerServicesTest, WatchingAnUnknownQueueIsNotFound) {
   grpc::ClientContext context;
   v1::WatchQueueRequest request;

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -62,14 +63,27 @@ TEST(PersonalDataTest, NoPersonalDataInTheDataDirectoryAndAWrongKeyIsRefused) {
   TempDir dir;
   const std::string key = MakeKey(dir, "broker.key");
   const std::string data = dir.Sub("data");
+  // Production settings: mutual TLS with the development PKI.
+  const std::string pki = dir.Sub("pki");
+  ASSERT_TRUE(testing::MakeDevPki(pki).ok());
+  std::vector<std::string> flags = {
+      "--tls_certificate_file=" + pki + "/server.pem",
+      "--tls_private_key_file=" + pki + "/server.key",
+      "--tls_client_ca_file=" + pki + "/ca.pem",
+      absl::StrCat("--principals_file=", REFERRAL_SOURCE_DIR,
+                   "/server/config/principals.txtpb"),
+      "--encryption_key_file=" + key};
   std::string referral_id;
   {
-    auto broker =
-        BrokerProcess::Start({.data_dir = data,
-                              .flags = {"--encryption_key_file=" + key},
-                              .log_file = dir.Sub("broker.log")});
+    auto broker = BrokerProcess::Start({.data_dir = data,
+                                        .flags = flags,
+                                        .insecure_development = false,
+                                        .log_file = dir.Sub("broker.log")});
     ASSERT_TRUE(broker.ok()) << broker.status();
-    BrokerClients clients((*broker)->address());
+    auto channel =
+        testing::TlsChannel((*broker)->address(), pki, "cambs-police");
+    ASSERT_TRUE(channel.ok());
+    BrokerClients clients(*channel);
     grpc::ClientContext context;
     v1::SubmitReferralRequest request;
     *request.mutable_referral() =
@@ -121,9 +135,11 @@ TEST(PersonalDataTest, NoPersonalDataInTheDataDirectoryAndAWrongKeyIsRefused) {
 
   // The right key still reads the referral: nothing was damaged.
   auto broker = BrokerProcess::Start(
-      {.data_dir = data, .flags = {"--encryption_key_file=" + key}});
+      {.data_dir = data, .flags = flags, .insecure_development = false});
   ASSERT_TRUE(broker.ok()) << broker.status();
-  BrokerClients clients((*broker)->address());
+  auto channel = testing::TlsChannel((*broker)->address(), pki, "cambs-police");
+  ASSERT_TRUE(channel.ok());
+  BrokerClients clients(*channel);
   grpc::ClientContext context;
   v1::GetReferralStatusRequest request;
   request.set_referral_id(referral_id);
