@@ -76,6 +76,7 @@ class BrokerImpl final : public Broker {
     context_.rules = rules_.get();
     context_.watchers = &watchers_;
     context_.authorizer = authorizer_.get();
+    context_.reload_rules = [this] { return ReloadRules(); };
     context_.intake.repeated_concern_window = options_.repeated_concern_window;
     context_.intake.repeated_concern_threshold =
         options_.repeated_concern_threshold;

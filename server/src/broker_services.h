@@ -25,6 +25,8 @@ struct ServiceContext {
   FrontDoorRulesSource* rules = nullptr;
   QueueWatchers* watchers = nullptr;
   const CallAuthorizer* authorizer = nullptr;
+  // Re-reads routing and calendar (the broker's ReloadRules).
+  std::function<absl::Status()> reload_rules;
   IntakePolicy intake;
   absl::Duration default_lease = absl::Minutes(30);
   absl::Duration max_lease = absl::Hours(24);
@@ -118,6 +120,9 @@ class OperationsService final : public v1::Operations::CallbackService {
   grpc::ServerUnaryReactor* VerifyAudit(
       grpc::CallbackServerContext* call, const v1::VerifyAuditRequest* request,
       v1::VerifyAuditResponse* response) override;
+  grpc::ServerUnaryReactor* ReloadConfig(
+      grpc::CallbackServerContext* call, const v1::ReloadConfigRequest* request,
+      v1::ReloadConfigResponse* response) override;
 
  private:
   const ServiceContext& context_;

@@ -192,4 +192,13 @@ grpc::ServerUnaryReactor* OperationsService::VerifyAudit(
   return Reply(call, absl::OkStatus());
 }
 
+grpc::ServerUnaryReactor* OperationsService::ReloadConfig(
+    grpc::CallbackServerContext* call, const v1::ReloadConfigRequest* request,
+    v1::ReloadConfigResponse* response) {
+  absl::StatusOr<Caller> caller =
+      context_.authorizer->Authorize(*call, BrokerMethod::kReloadConfig);
+  if (!caller.ok()) return Reply(call, caller.status());
+  return Reply(call, context_.reload_rules());
+}
+
 }  // namespace referral::server

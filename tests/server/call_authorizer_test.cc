@@ -8,6 +8,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -16,7 +17,9 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "rocksdb/db.h"
 #include "server/broker.h"
+#include "storage/referral_store.h"
 #include "support/broker_process.h"
 #include "support/dev_pki.h"
 #include "support/sample_referral.h"
@@ -43,6 +46,10 @@ class CallAuthorizerTest : public ::testing::Test {
 
   void SetUp() override {
     ASSERT_TRUE(pki_status_->ok()) << *pki_status_;
+    StartBroker();
+  }
+
+  void StartBroker() {
     server::BrokerOptions options;
     options.listen_address = "127.0.0.1:0";
     options.data_dir = dir_.Sub("data");
@@ -201,6 +208,10 @@ grpc::StatusCode Call(BrokerClients& c, const std::string& method) {
     v1::ExportAuditResponse response;
     return c.operations->ExportAudit(&ctx, {}, &response).error_code();
   }
+  if (method == "ReloadConfig") {
+    v1::ReloadConfigResponse response;
+    return c.operations->ReloadConfig(&ctx, {}, &response).error_code();
+  }
   if (method == "VerifyAudit") {
     v1::VerifyAuditResponse response;
     return c.operations->VerifyAudit(&ctx, {}, &response).error_code();
@@ -334,23 +345,22 @@ TEST_F(CallAuthorizerTest, TheAuditTrailRecordsWhoDidWhatIncludingReads) {
   std::unique_ptr<BrokerClients> admin = As("admin");
   grpc::ClientContext export_context;
   v1::ExportAuditResponse trail;
-  ASSERT_TRUE(
-      admin->operations->ExportAudit(&export_context, {}, &trail).ok());
+  ASSERT_TRUE(admin->operations->ExportAudit(&export_context, {}, &trail).ok());
   std::vector<std::string> lines;
   for (const v1::AuditEntry& entry : trail.records()) {
     lines.push_back(absl::StrCat(entry.principal(), "|", entry.on_behalf_of(),
-                                 "|", entry.action(), "|",
-                                 entry.referral_id(), "|", entry.result()));
+                                 "|", entry.action(), "|", entry.referral_id(),
+                                 "|", entry.result()));
     EXPECT_EQ(entry.hash().size(), 64u);
   }
   const std::string id = submitted.referral_id();
-  EXPECT_THAT(lines, ::testing::IsSupersetOf({
-                         "cambs-police||submit|" + id + "|OK",
-                         "cambs-police||status_read|" + id + "|OK",
-                         "nwangliaft-hospital||status_read|" + id +
-                             "|NOT_FOUND",
-                         "triage-cli|Sam Worker|claim|" + id + "|OK",
-                     }));
+  EXPECT_THAT(lines,
+              ::testing::IsSupersetOf({
+                  "cambs-police||submit|" + id + "|OK",
+                  "cambs-police||status_read|" + id + "|OK",
+                  "nwangliaft-hospital||status_read|" + id + "|NOT_FOUND",
+                  "triage-cli|Sam Worker|claim|" + id + "|OK",
+              }));
   // Each record is chained to the one before.
   for (int i = 1; i < trail.records_size(); ++i) {
     EXPECT_EQ(trail.records(i).previous_hash(), trail.records(i - 1).hash());
@@ -362,6 +372,100 @@ TEST_F(CallAuthorizerTest, TheAuditTrailRecordsWhoDidWhatIncludingReads) {
       admin->operations->VerifyAudit(&verify_context, {}, &verified).ok());
   EXPECT_TRUE(verified.intact()) << verified.problem();
   EXPECT_GE(verified.records_checked(), 4u);
+}
+
+// Opens the stopped broker's store directly, as someone with access to the
+// disk might, and hands `tamper` the audit column family.
+void TamperWithAudit(
+    const std::string& path,
+    const std::function<void(rocksdb::DB*, rocksdb::ColumnFamilyHandle*)>&
+        tamper) {
+  std::vector<std::string> names;
+  ASSERT_TRUE(
+      rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &names).ok());
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  for (const std::string& name : names) {
+    families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  ASSERT_TRUE(
+      rocksdb::DB::Open(rocksdb::DBOptions(), path, families, &handles, &raw)
+          .ok());
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (names[i] == "audit") tamper(raw, handles[i]);
+  }
+  for (auto* handle : handles) raw->DestroyColumnFamilyHandle(handle);
+  delete raw;
+}
+
+std::string AuditKey(uint8_t seq) {
+  std::string key(8, '\0');
+  key[7] = static_cast<char>(seq);
+  return key;
+}
+
+class AuditTamperTest : public CallAuthorizerTest {
+ protected:
+  // Two submissions (audit records 1 and 2), then the broker is stopped,
+  // `tamper` runs on the raw store, and the broker restarts; returns what
+  // the admin's VerifyAudit says over TLS.
+  v1::VerifyAuditResponse TamperThenVerify(
+      const std::function<void(rocksdb::DB*, rocksdb::ColumnFamilyHandle*)>&
+          tamper) {
+    std::unique_ptr<BrokerClients> police = As("cambs-police");
+    v1::SubmitReferralResponse submitted;
+    EXPECT_TRUE(SubmitAs(*police, "tamper-1", &submitted).ok());
+    EXPECT_TRUE(SubmitAs(*police, "tamper-2", &submitted).ok());
+    police.reset();
+    broker_.reset();
+    TamperWithAudit(dir_.Sub("data"), tamper);
+    StartBroker();
+    std::unique_ptr<BrokerClients> admin = As("admin");
+    grpc::ClientContext context;
+    v1::VerifyAuditResponse verified;
+    EXPECT_TRUE(admin->operations->VerifyAudit(&context, {}, &verified).ok());
+    return verified;
+  }
+};
+
+TEST_F(AuditTamperTest, AnEditedRecordIsFound) {
+  v1::VerifyAuditResponse verified = TamperThenVerify(
+      [](rocksdb::DB* raw, rocksdb::ColumnFamilyHandle* audit) {
+        std::string value;
+        ASSERT_TRUE(
+            raw->Get(rocksdb::ReadOptions(), audit, AuditKey(1), &value).ok());
+        storage::AuditRecord record;
+        ASSERT_TRUE(record.ParseFromString(value));
+        EXPECT_EQ(record.principal(), "cambs-police");
+        record.set_principal("someone-else");
+        rocksdb::WriteOptions sync;
+        sync.sync = true;
+        ASSERT_TRUE(
+            raw->Put(sync, audit, AuditKey(1), record.SerializeAsString())
+                .ok());
+      });
+  EXPECT_FALSE(verified.intact());
+  EXPECT_EQ(verified.first_bad_seq(), 1u);
+  EXPECT_FALSE(verified.problem().empty());
+}
+
+TEST_F(AuditTamperTest, ADeletedRecordIsFound) {
+  v1::VerifyAuditResponse verified = TamperThenVerify(
+      [](rocksdb::DB* raw, rocksdb::ColumnFamilyHandle* audit) {
+        rocksdb::WriteOptions sync;
+        sync.sync = true;
+        ASSERT_TRUE(raw->Delete(sync, audit, AuditKey(1)).ok());
+      });
+  EXPECT_FALSE(verified.intact());
+  EXPECT_EQ(verified.first_bad_seq(), 1u);
+}
+
+TEST_F(AuditTamperTest, AnUntouchedTrailIsIntact) {
+  v1::VerifyAuditResponse verified =
+      TamperThenVerify([](rocksdb::DB*, rocksdb::ColumnFamilyHandle*) {});
+  EXPECT_TRUE(verified.intact()) << verified.problem();
+  EXPECT_EQ(verified.records_checked(), 2u);
 }
 
 TEST(RateLimitTest, ARunawayClientIsToldWhenToRetry) {
