@@ -10,6 +10,10 @@ packages=(
   librocksdb-dev libabsl-dev
   libgtest-dev libgmock-dev googletest
   libssl-dev tzdata
+  prometheus-cpp-dev
+  # Tests: promtool checks the /metrics output and the alert rules;
+  # systemd-analyze verifies the unit file.
+  prometheus systemd python3-yaml
 )
 
 missing=()

@@ -36,6 +36,9 @@ ABSL_FLAG(std::string, tls_server_name, "",
 ABSL_FLAG(std::string, on_behalf_of, "",
           "staff member the call is made for, sent to the broker's audit "
           "trail");
+ABSL_FLAG(bool, plaintext, false,
+          "connect without TLS, ignoring $REFERRAL_CA, $REFERRAL_CERT and "
+          "$REFERRAL_KEY (development broker, plaintext health port)");
 ABSL_FLAG(bool, json, false, "print responses as protobuf JSON");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30), "deadline per call");
 
@@ -55,6 +58,13 @@ ABSL_FLAG(std::string, feedback, "", "decide: feedback for the referrer");
 ABSL_FLAG(absl::Duration, since, absl::Hours(24),
           "audit-export: how far back from now");
 ABSL_FLAG(int, limit, 0, "audit-export: most records (0: broker default)");
+ABSL_FLAG(bool, watch, false, "stats: refresh until interrupted");
+ABSL_FLAG(int, watch_seconds, 2, "stats --watch: seconds between refreshes");
+ABSL_FLAG(int, watch_count, 0,
+          "stats --watch: stop after this many refreshes (0: no limit)");
+ABSL_FLAG(uint32_t, backup_id, 0, "backup verify: the backup to check");
+ABSL_FLAG(std::string, service, "",
+          "health: the service to ask about (default: the whole broker)");
 
 namespace referral::clients {
 namespace {
@@ -63,8 +73,8 @@ constexpr char kProgram[] = "referral_cli";
 
 const std::vector<std::string>& GlobalFlags() {
   static const auto* const kFlags = new std::vector<std::string>{
-      "server", "json", "timeout",         "ca",
-      "cert",   "key",  "tls_server_name", "on_behalf_of"};
+      "server",          "json",         "timeout",  "ca", "cert", "key",
+      "tls_server_name", "on_behalf_of", "plaintext"};
   return *kFlags;
 }
 
@@ -92,6 +102,8 @@ ChannelOptions ChannelOptionsFromFlags(const std::vector<std::string>& given) {
   ChannelOptions options;
   options.address = absl::GetFlag(FLAGS_server);
   options.user_agent = "referral_cli";
+  options.on_behalf_of = absl::GetFlag(FLAGS_on_behalf_of);
+  if (absl::GetFlag(FLAGS_plaintext)) return options;
   options.ca_file =
       FlagOrEnvironment(flag("ca", absl::GetFlag(FLAGS_ca)), kCaEnv);
   options.cert_file =
@@ -99,14 +111,14 @@ ChannelOptions ChannelOptionsFromFlags(const std::vector<std::string>& given) {
   options.key_file =
       FlagOrEnvironment(flag("key", absl::GetFlag(FLAGS_key)), kKeyEnv);
   options.tls_server_name = absl::GetFlag(FLAGS_tls_server_name);
-  options.on_behalf_of = absl::GetFlag(FLAGS_on_behalf_of);
   return options;
 }
 
-CliOptions CliOptionsFromFlags() {
+CliOptions CliOptionsFromFlags(const std::vector<std::string>& given) {
   CliOptions o;
   o.json = absl::GetFlag(FLAGS_json);
   o.timeout = absl::GetFlag(FLAGS_timeout);
+  o.timeout_given = Contains(given, "timeout");
   o.idempotency_key = absl::GetFlag(FLAGS_idempotency_key);
   o.agency = absl::GetFlag(FLAGS_agency);
   o.page_size = absl::GetFlag(FLAGS_page_size);
@@ -121,6 +133,11 @@ CliOptions CliOptionsFromFlags() {
   o.feedback = absl::GetFlag(FLAGS_feedback);
   o.since = absl::GetFlag(FLAGS_since);
   o.limit = absl::GetFlag(FLAGS_limit);
+  o.watch = absl::GetFlag(FLAGS_watch);
+  o.watch_interval = absl::Seconds(absl::GetFlag(FLAGS_watch_seconds));
+  o.watch_count = absl::GetFlag(FLAGS_watch_count);
+  o.backup_id = absl::GetFlag(FLAGS_backup_id);
+  o.service = absl::GetFlag(FLAGS_service);
   return o;
 }
 
@@ -130,9 +147,9 @@ int Usage(absl::string_view message) {
   return kExitUsage;
 }
 
-// Ctrl-C or SIGTERM: a running watch is cancelled and ends cleanly; any
-// other command just stops. Signals are taken on a thread of their own
-// because cancelling a call is not async-signal-safe.
+// Ctrl-C or SIGTERM: a running watch (or stats --watch) is cancelled and
+// ends cleanly; any other command just stops. Signals are taken on a thread of
+// their own because cancelling a call is not async-signal-safe.
 void HandleSignalsOnThread(CallCanceller* canceller) {
   sigset_t signals;
   sigemptyset(&signals);
@@ -204,9 +221,25 @@ int Main(int argc, char** argv) {
     }
     given.push_back(arg.name);
   }
-  const CliOptions options = CliOptionsFromFlags();
+  const CliOptions options = CliOptionsFromFlags(given);
   if (options.timeout <= absl::ZeroDuration()) {
     return Usage("--timeout must be positive");
+  }
+  if (absl::GetFlag(FLAGS_plaintext)) {
+    for (const char* tls_flag : {"ca", "cert", "key", "tls_server_name"}) {
+      if (Contains(given, tls_flag)) {
+        return Usage(absl::StrCat("--plaintext and --", tls_flag,
+                                  " contradict each other"));
+      }
+    }
+  }
+  for (const char* watch_flag : {"watch_seconds", "watch_count"}) {
+    if (Contains(given, watch_flag) && !options.watch) {
+      return Usage(absl::StrCat("--", watch_flag, " needs --watch"));
+    }
+  }
+  if (options.watch && absl::GetFlag(FLAGS_watch_seconds) < 1) {
+    return Usage("--watch_seconds must be at least 1");
   }
 
   static CallCanceller canceller;
@@ -220,6 +253,7 @@ int Main(int argc, char** argv) {
   env.options = options;
   env.out = &std::cout;
   env.err = &std::cerr;
+  env.out_is_terminal = isatty(STDOUT_FILENO) == 1;
   env.canceller = &canceller;
   const std::vector<std::string> args(positional.begin() + 1, positional.end());
   const int code = RunCommand(*spec, env, args, given);

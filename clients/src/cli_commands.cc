@@ -14,6 +14,7 @@
 #include "broker_channel.h"
 #include "cli_format.h"
 #include "decision_names.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "referral/v1/broker.grpc.pb.h"
 #include "referral/v1/broker.pb.h"
 #include "referral_json.h"
@@ -369,18 +370,200 @@ int RunWatch(const CliEnv& env, const std::vector<std::string>& args) {
 
 // --- ops -------------------------------------------------------------------
 
+constexpr absl::string_view kClearScreen = "\x1b[H\x1b[2J";
+
+// What precedes each table of `stats --watch`: on a terminal the screen is
+// cleared and the table redrawn in place; in a pipe or file each refresh is
+// set off by a separator line, with no control codes. Both carry the time
+// of the figures.
+std::string RefreshHeading(const CliEnv& env, int refresh, absl::Time at) {
+  const std::string when =
+      absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", at, absl::UTCTimeZone());
+  if (env.out_is_terminal) {
+    return absl::StrCat(kClearScreen, "referral broker stats at ", when,
+                        " (every ",
+                        absl::FormatDuration(env.options.watch_interval),
+                        "; Ctrl-C to stop)\n\n");
+  }
+  return absl::StrCat(refresh > 0 ? "\n" : "", "--- stats at ", when, " ---\n");
+}
+
+absl::Time FiguresTime(const v1::GetQueueStatsResponse& response) {
+  if (!response.has_at()) return absl::Now();
+  return absl::FromUnixSeconds(response.at().seconds()) +
+         absl::Nanoseconds(response.at().nanos());
+}
+
+void PrintStats(const CliEnv& env, const v1::GetQueueStatsResponse& response) {
+  if (env.options.json) {
+    PrintJson(env, response);
+  } else {
+    *env.out << FormatStatsTable(response);
+  }
+}
+
+// See the header for how a watch treats failed refreshes and interruption.
+int WatchStats(const CliEnv& env, v1::Operations::Stub* stub) {
+  CallCanceller never_cancelled;
+  CallCanceller* const canceller =
+      env.canceller != nullptr ? env.canceller : &never_cancelled;
+  canceller->Attend();
+  int code = kExitOk;
+  for (int refresh = 0;
+       env.options.watch_count == 0 || refresh < env.options.watch_count;
+       ++refresh) {
+    if (refresh > 0 && canceller->WaitForCancel(env.options.watch_interval)) {
+      break;
+    }
+    if (canceller->requested()) break;
+    grpc::ClientContext context;
+    PrepareUnary(env, &context);
+    canceller->Bind(&context);
+    v1::GetQueueStatsResponse response;
+    const grpc::Status status =
+        stub->GetQueueStats(&context, v1::GetQueueStatsRequest(), &response);
+    canceller->Unbind();
+    if (status.error_code() == grpc::StatusCode::CANCELLED &&
+        canceller->requested()) {
+      break;  // interrupted: not a failure of the broker
+    }
+    if (!status.ok()) {
+      // JSON Lines stay responses only; people get the heading so that a
+      // stale table does not stay on screen looking current.
+      if (!env.options.json) {
+        *env.out << RefreshHeading(env, refresh, absl::Now());
+      }
+      env.out->flush();
+      RpcError(env, "stats", status);
+      code = kExitRpcError;
+      continue;
+    }
+    code = kExitOk;
+    if (!env.options.json) {
+      *env.out << RefreshHeading(env, refresh, FiguresTime(response));
+    }
+    PrintStats(env, response);
+    env.out->flush();  // someone is watching
+  }
+  canceller->Leave();
+  return code;
+}
+
 int RunStats(const CliEnv& env, const std::vector<std::string>& args) {
   auto stub = v1::Operations::NewStub(env.channel);
+  if (env.options.watch) {
+    if (env.options.watch_interval <= absl::ZeroDuration()) {
+      return UsageError(env, "stats", "--watch_seconds must be at least 1");
+    }
+    if (env.options.watch_count < 0) {
+      return UsageError(env, "stats", "--watch_count must not be negative");
+    }
+    return WatchStats(env, stub.get());
+  }
   grpc::ClientContext context;
   PrepareUnary(env, &context);
   v1::GetQueueStatsResponse response;
   const grpc::Status status =
       stub->GetQueueStats(&context, v1::GetQueueStatsRequest(), &response);
   if (!status.ok()) return RpcError(env, "stats", status);
+  PrintStats(env, response);
+  return kExitOk;
+}
+
+int RunHealth(const CliEnv& env, const std::vector<std::string>& args) {
+  auto stub = grpc::health::v1::Health::NewStub(env.channel);
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(env.options.service);
+  grpc::ClientContext context;
+  SetTimeout(&context,
+             env.options.timeout_given ? env.options.timeout : kHealthTimeout);
+  grpc::health::v1::HealthCheckResponse response;
+  const grpc::Status status = stub->Check(&context, request, &response);
+  // Unreachable, timed out, or an unknown service (NOT_FOUND): all
+  // unhealthy to a probe.
+  if (!status.ok()) return RpcError(env, "health", status);
   if (env.options.json) {
     PrintJson(env, response);
   } else {
-    *env.out << FormatStatsTable(response);
+    *env.out << "health "
+             << grpc::health::v1::HealthCheckResponse::ServingStatus_Name(
+                    response.status())
+             << " service=" << QuoteValue(env.options.service) << "\n";
+  }
+  return response.status() == grpc::health::v1::HealthCheckResponse::SERVING
+             ? kExitOk
+             : kExitRpcError;
+}
+
+// Backups copy and re-read the whole store: allow far longer than the
+// usual per-call deadline unless --timeout says otherwise.
+constexpr absl::Duration kBackupTimeout = absl::Minutes(10);
+
+int RunBackup(const CliEnv& env, const std::vector<std::string>& args) {
+  const std::string& action = args[0];
+  if (action != "create" && action != "list" && action != "verify") {
+    return UsageError(
+        env, "backup",
+        absl::StrCat("unknown action ", QuoteValue(action),
+                     " (expects create, list or verify)\n",
+                     CommandUsage(kProgram, *FindCommand("backup"))));
+  }
+  const std::string command = absl::StrCat("backup ", action);
+  if (action == "verify" && env.options.backup_id == 0) {
+    return UsageError(env, command,
+                      "--backup_id is required (backup list shows the ids)");
+  }
+  if (action != "verify" && env.options.backup_id != 0) {
+    return UsageError(env, command,
+                      "--backup_id applies to backup verify only");
+  }
+  auto stub = v1::Operations::NewStub(env.channel);
+  grpc::ClientContext context;
+  SetTimeout(&context,
+             env.options.timeout_given ? env.options.timeout : kBackupTimeout);
+
+  if (action == "create") {
+    v1::CreateBackupResponse response;
+    const grpc::Status status =
+        stub->CreateBackup(&context, v1::CreateBackupRequest(), &response);
+    if (!status.ok()) return RpcError(env, command, status);
+    if (env.options.json) {
+      PrintJson(env, response);
+    } else {
+      *env.out << BackupLine(response.backup()) << "\n";
+    }
+    return kExitOk;
+  }
+
+  if (action == "list") {
+    v1::ListBackupsResponse response;
+    const grpc::Status status =
+        stub->ListBackups(&context, v1::ListBackupsRequest(), &response);
+    if (!status.ok()) return RpcError(env, command, status);
+    if (env.options.json) {
+      PrintJson(env, response);
+      return kExitOk;
+    }
+    for (const v1::Backup& backup : response.backups()) {
+      *env.out << BackupLine(backup) << "\n";
+    }
+    if (response.backups().empty()) {
+      // Not an error; on stderr so that stdout stays one line per backup.
+      *env.err << kProgram << " backup list: no backups yet\n";
+    }
+    return kExitOk;
+  }
+
+  v1::VerifyBackupRequest request;
+  request.set_backup_id(env.options.backup_id);
+  v1::VerifyBackupResponse response;
+  const grpc::Status status = stub->VerifyBackup(&context, request, &response);
+  // DATA_LOSS (a damaged file, named by the broker) or NOT_FOUND.
+  if (!status.ok()) return RpcError(env, command, status);
+  if (env.options.json) {
+    PrintJson(env, response);
+  } else {
+    *env.out << VerifiedBackupLine(response.backup()) << "\n";
   }
   return kExitOk;
 }
@@ -497,6 +680,12 @@ std::string FlagUsage(absl::string_view flag, bool required) {
           {"decision", "--decision=NAME"},
           {"rationale", "--rationale=TEXT"},
           {"feedback", "--feedback=TEXT"},
+          {"since", "--since=DURATION"},
+          {"limit", "--limit=N"},
+          {"watch_seconds", "--watch_seconds=N"},
+          {"watch_count", "--watch_count=N"},
+          {"backup_id", "--backup_id=N"},
+          {"service", "--service=NAME"},
       };
   std::string form = absl::StrCat("--", flag);
   for (const auto& [name, usage] : *kForms) {
@@ -518,17 +707,31 @@ void CallCanceller::Unbind() {
   context_ = nullptr;
 }
 
+void CallCanceller::Attend() {
+  absl::MutexLock lock(&mu_);
+  attended_ = true;
+}
+
+void CallCanceller::Leave() {
+  absl::MutexLock lock(&mu_);
+  attended_ = false;
+}
+
 bool CallCanceller::Cancel() {
   absl::MutexLock lock(&mu_);
   requested_ = true;
-  if (context_ == nullptr) return false;
-  context_->TryCancel();
-  return true;
+  if (context_ != nullptr) context_->TryCancel();
+  return context_ != nullptr || attended_;
 }
 
 bool CallCanceller::requested() const {
   absl::MutexLock lock(&mu_);
   return requested_;
+}
+
+bool CallCanceller::WaitForCancel(absl::Duration timeout) const {
+  absl::MutexLock lock(&mu_);
+  return mu_.AwaitWithTimeout(absl::Condition(&requested_), timeout);
 }
 
 const std::vector<CommandSpec>& Commands() {
@@ -642,12 +845,23 @@ const std::vector<CommandSpec>& Commands() {
        "",
        "every queue: ready, claimed, dead letters, oldest ready, overdue, "
        "due within the hour; decisions and time-to-decision percentiles, "
-       "notices; unacknowledged outcomes per agency",
-       {},
+       "notices; unacknowledged outcomes per agency. --watch redraws it "
+       "every --watch_seconds (2) until Ctrl-C, or --watch_count times",
+       {"watch", "watch_seconds", "watch_count"},
        {},
        0,
        0,
        RunStats},
+      {"health",
+       "ops",
+       "",
+       "is the broker serving (grpc.health.v1)? Prints SERVING, NOT_SERVING, "
+       "...; exits 0 only for SERVING (for container health checks)",
+       {"service"},
+       {},
+       0,
+       0,
+       RunHealth},
       {"dead-letters",
        "ops",
        "QUEUE",
@@ -686,6 +900,17 @@ const std::vector<CommandSpec>& Commands() {
        0,
        0,
        RunAuditVerify},
+      {"backup",
+       "admin",
+       "create|list|verify",
+       "online backup of the whole store into the broker's --backup_dir; "
+       "list the backups (id, created, size, files); verify re-reads one "
+       "backup's files and exits 1 naming a damaged file",
+       {"backup_id"},
+       {},
+       1,
+       1,
+       RunBackup},
   };
   return *kCommands;
 }
@@ -751,7 +976,9 @@ std::string UsageText(absl::string_view program) {
       "\nGlobal flags:\n"
       "  --server=HOST:PORT   broker address (default 127.0.0.1:50051)\n"
       "  --json               print responses as protobuf JSON, one per line\n"
-      "  --timeout=DURATION   deadline per call, e.g. 10s (default 30s)\n"
+      "  --timeout=DURATION   deadline per call, e.g. 10s (default 30s; "
+      "health 5s,\n"
+      "                       backup 10m)\n"
       "  --on_behalf_of=NAME  staff member the call is made for; sent to the\n"
       "                       broker's audit trail (x-referral-on-behalf-of)\n"
       "\nTLS flags (the broker requires mutual TLS unless run for "
@@ -769,13 +996,17 @@ std::string UsageText(absl::string_view program) {
       "  --tls_server_name=NAME  name the broker's certificate must carry "
       "when\n"
       "                       it is not the --server host\n"
+      "  --plaintext          no TLS whatever the variables say: a "
+      "development\n"
+      "                       broker, or the broker's plaintext health port\n"
       "  A flag given on the command line, even empty, wins over its\n"
       "  environment variable.\n"
       "\nDecisions: ",
       absl::StrJoin(DecisionShortNames(), ", "),
       "\n           (or DECISION_* names; aliases nfa, s17, s47)\n"
       "\nExit status: 0 success; 1 the broker returned an error (its status "
-      "code\nis printed); 2 usage error or invalid input file.\n");
+      "code\nis printed), or health is not SERVING, or audit-verify or backup "
+      "verify\nfound damage; 2 usage error or invalid input file.\n");
   return out;
 }
 

@@ -6,12 +6,22 @@
 // Exit codes: 0 success; 1 the broker (or the connection to it) returned an
 // error, printed as its status code name and message; 2 a usage or local
 // input error (unknown command, missing flag, unreadable or invalid file).
+// A few commands also exit 1 for a bad answer that is not an RPC error:
+// audit-verify (a broken chain) and health (anything but SERVING).
+//
+// `stats --watch` refreshes the figures every watch_interval until
+// interrupted (or watch_count refreshes). A refresh that fails prints the
+// error on stderr like a single call would, and the watch goes on: a
+// broker restart should not end the ops screen. The exit code is that of
+// the last refresh that completed (0, or 1 when it failed); an interrupted
+// refresh does not count, so Ctrl-C on a healthy watch exits 0.
 #ifndef REFERRAL_CLIENTS_CLI_COMMANDS_H_
 #define REFERRAL_CLIENTS_CLI_COMMANDS_H_
 
 #include <grpcpp/channel.h>
 #include <grpcpp/client_context.h>
 
+#include <cstdint>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -47,23 +57,45 @@ struct CliOptions {
   std::string feedback;
   absl::Duration since = absl::Hours(24);  // audit-export: how far back
   int limit = 0;                           // audit-export: 0 = default
+  // False when --timeout was left at its default: health then uses a
+  // shorter deadline of its own (kHealthTimeout) so a probe fails fast.
+  bool timeout_given = false;
+  // stats: refresh until interrupted, or `watch_count` times (0: no limit).
+  bool watch = false;
+  absl::Duration watch_interval = absl::Seconds(2);
+  int watch_count = 0;
+  uint32_t backup_id = 0;  // backup verify; 0: not given
+  std::string service;     // health: "" is the broker as a whole
 };
 
-// Lets a signal handler thread end a streaming call (watch) cleanly: the
-// stream then finishes as CANCELLED and the command exits 0.
+// The deadline of a health check when --timeout is not given: well inside
+// a container probe's own timeout (Docker's default is 30s).
+inline constexpr absl::Duration kHealthTimeout = absl::Seconds(5);
+
+// Lets a signal handler thread end a long-running command (watch, stats
+// --watch) cleanly: a bound call finishes as CANCELLED, a wait between
+// refreshes ends at once, and the command exits as documented above.
 class CallCanceller {
  public:
   // Cancels at once if Cancel() was already requested.
   void Bind(grpc::ClientContext* context);
   void Unbind();
-  // Cancels the bound call; false when no call is bound (the caller may
-  // then simply exit).
+  // Between Attend() and Leave() the command handles interruption itself
+  // even while no call is bound (it checks requested() or waits in
+  // WaitForCancel), so Cancel() reports it as handled.
+  void Attend();
+  void Leave();
+  // Cancels the bound call and wakes WaitForCancel; false when nothing
+  // handles the request (the caller may then simply exit).
   bool Cancel();
   bool requested() const;
+  // Waits until Cancel() or `timeout`; true when cancelled.
+  bool WaitForCancel(absl::Duration timeout) const;
 
  private:
   mutable absl::Mutex mu_;
   grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
+  bool attended_ ABSL_GUARDED_BY(mu_) = false;
   bool requested_ ABSL_GUARDED_BY(mu_) = false;
 };
 
@@ -72,12 +104,15 @@ struct CliEnv {
   CliOptions options;
   std::ostream* out = nullptr;
   std::ostream* err = nullptr;
+  // stats --watch clears the screen between refreshes only on a terminal;
+  // piped output gets a separator line instead.
+  bool out_is_terminal = false;
   CallCanceller* canceller = nullptr;  // optional
 };
 
 struct CommandSpec {
   std::string name;       // "submit", "dead-letters"
-  std::string group;      // "agencies", "triage" or "ops"
+  std::string group;      // "agencies", "triage", "ops" or "admin"
   std::string arguments;  // positional arguments, e.g. "FILE|-"
   std::string summary;
   std::vector<std::string> flags;           // subcommand flags it accepts
@@ -90,7 +125,8 @@ struct CommandSpec {
 // Every subcommand, grouped and in the order the usage text lists them.
 const std::vector<CommandSpec>& Commands();
 const CommandSpec* FindCommand(absl::string_view name);
-// "agencies", "triage", "ops": optional words before a command name.
+// "agencies", "triage", "ops", "admin": optional words before a command
+// name.
 bool IsCommandGroup(absl::string_view word);
 
 // The full usage text (ends with a newline).

@@ -2,10 +2,12 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <iterator>
 #include <vector>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "decision_names.h"
@@ -51,6 +53,19 @@ std::string QuoteValue(absl::string_view value) {
   // Escapes quotes, backslashes and control bytes so one value can never
   // break the line; UTF-8 text stays readable.
   return absl::StrCat("\"", absl::Utf8SafeCEscape(value), "\"");
+}
+
+std::string FormatBytes(int64_t bytes) {
+  if (bytes < 1024) return absl::StrCat(bytes < 0 ? 0 : bytes, "B");
+  constexpr const char* kUnits[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
+  double value = static_cast<double>(bytes) / 1024;
+  size_t unit = 0;
+  // 1023.95 MiB would print as "1024.0MiB": move up a unit first.
+  while (value >= 1023.95 && unit + 1 < std::size(kUnits)) {
+    value /= 1024;
+    ++unit;
+  }
+  return absl::StrFormat("%.1f%s", value, kUnits[unit]);
 }
 
 std::string ToJson(const google::protobuf::Message& message) {
@@ -201,6 +216,25 @@ std::string RequeueLine(absl::string_view referral_id,
                         const referral::v1::RequeueDeadLetterResponse& r) {
   return absl::StrCat("requeued ", referral_id, " queue=", Str(r.queue()),
                       " state=", ShortName(r.state()));
+}
+
+namespace {
+
+std::string BackupFields(const referral::v1::Backup& backup) {
+  return absl::StrCat("created=", FormatTimestamp(backup.created_at()),
+                      " size=", FormatBytes(backup.size_bytes()),
+                      " files=", backup.file_count());
+}
+
+}  // namespace
+
+std::string BackupLine(const referral::v1::Backup& backup) {
+  return absl::StrCat("backup ", backup.backup_id(), " ", BackupFields(backup));
+}
+
+std::string VerifiedBackupLine(const referral::v1::Backup& backup) {
+  return absl::StrCat("backup ", backup.backup_id(),
+                      " verified: ", BackupFields(backup));
 }
 
 }  // namespace referral::clients

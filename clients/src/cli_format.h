@@ -12,6 +12,7 @@
 #include <google/protobuf/message.h>
 #include <google/protobuf/timestamp.pb.h>
 
+#include <cstdint>
 #include <string>
 
 #include "absl/strings/string_view.h"
@@ -26,6 +27,9 @@ std::string FormatTimestamp(const google::protobuf::Timestamp& t);
 std::string FormatDuration(const google::protobuf::Duration& d);
 // As described above: "-" for empty, bare when safe, else quoted.
 std::string QuoteValue(absl::string_view value);
+// A size in binary units with one decimal and no space, so that it stays
+// one key=value token: "512B", "1.0KiB", "12.3MiB", "4.2GiB".
+std::string FormatBytes(int64_t bytes);
 
 // One line of JSON, proto field names, fields at their default included
 // (so scripts can rely on every key being present). No trailing newline.
@@ -52,6 +56,10 @@ std::string DecideLine(absl::string_view referral_id,
 // "<at> <kind> <referral_id> queue=... priority=... due=... worker=...".
 std::string EventLine(const referral::v1::QueueEvent& event);
 std::string DeadLetterLine(const referral::v1::DeadLetter& dead_letter);
+// "backup <id> created=<RFC 3339> size=<FormatBytes> files=<n>".
+std::string BackupLine(const referral::v1::Backup& backup);
+// "backup <id> verified: created=... size=... files=<n>".
+std::string VerifiedBackupLine(const referral::v1::Backup& backup);
 std::string RequeueLine(
     absl::string_view referral_id,
     const referral::v1::RequeueDeadLetterResponse& response);

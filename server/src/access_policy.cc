@@ -51,6 +51,8 @@ constexpr Rule kPolicy[] = {
     {BrokerMethod::kVerifyAudit, "VerifyAudit", kAdmin},
     {BrokerMethod::kReloadConfig, "ReloadConfig", kAdmin},
     {BrokerMethod::kCreateBackup, "CreateBackup", kAdmin},
+    {BrokerMethod::kListBackups, "ListBackups", kAdmin},
+    {BrokerMethod::kVerifyBackup, "VerifyBackup", kAdmin},
 };
 
 const Rule* FindRule(BrokerMethod method) {

@@ -39,10 +39,12 @@ enum class BrokerMethod {
   kVerifyAudit,
   kReloadConfig,
   kCreateBackup,
+  kListBackups,
+  kVerifyBackup,
 };
 
 // Every method, for tests and for building per-method metrics.
-inline constexpr std::array<BrokerMethod, 18> kAllBrokerMethods = {
+inline constexpr std::array<BrokerMethod, 20> kAllBrokerMethods = {
     BrokerMethod::kSubmitReferral,    BrokerMethod::kGetReferralStatus,
     BrokerMethod::kListOutcomes,      BrokerMethod::kAcknowledgeOutcome,
     BrokerMethod::kListQueue,         BrokerMethod::kClaimReferrals,
@@ -52,6 +54,7 @@ inline constexpr std::array<BrokerMethod, 18> kAllBrokerMethods = {
     BrokerMethod::kRequeueDeadLetter, BrokerMethod::kExportAudit,
     BrokerMethod::kVerifyAudit,       BrokerMethod::kReloadConfig,
     BrokerMethod::kCreateBackup,      BrokerMethod::kListNotices,
+    BrokerMethod::kListBackups,       BrokerMethod::kVerifyBackup,
 };
 
 // The RPC name without its service, e.g. "SubmitReferral".

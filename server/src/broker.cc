@@ -1,17 +1,25 @@
 #include "server/broker.h"
 
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
 
+#include <array>
+#include <atomic>
 #include <memory>
 #include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "background_work.h"
+#include "broker_metrics.h"
 #include "broker_services.h"
+#include "broker_settings.h"
 #include "call_authorizer.h"
 #include "event_log.h"
 #include "front_door_rules.h"
+#include "lifecycle_log.h"
 #include "principals.h"
 #include "queue_watchers.h"
 #include "storage/referral_store.h"
@@ -21,18 +29,11 @@
 namespace referral::server {
 namespace {
 
-// "127.0.0.1:50051", "localhost:0", "[::1]:50051".
-bool IsLoopbackAddress(const std::string& address) {
-  const size_t colon = address.rfind(':');
-  const std::string host =
-      colon == std::string::npos ? address : address.substr(0, colon);
-  return host == "localhost" || host == "[::1]" || host.rfind("127.", 0) == 0;
-}
-
-std::string DefaultConfigFile(const std::string& given,
-                              const std::string& name) {
-  return given.empty() ? absl::StrCat(REFERRAL_CONFIG_DIR, "/", name) : given;
-}
+// What the health service reports on: the whole broker ("") and each
+// service, all with one status (they share one store).
+constexpr std::array<const char*, 4> kHealthServiceNames = {
+    "", "referral.v1.ReferralIntake", "referral.v1.Triage",
+    "referral.v1.Operations"};
 
 class BrokerImpl final : public Broker {
  public:
@@ -41,17 +42,15 @@ class BrokerImpl final : public Broker {
   ~BrokerImpl() override { Shutdown(); }
 
   absl::Status Init() {
+    // Every setting at once, before anything is opened or bound.
+    RETURN_IF_ERROR(CheckOptions(options_));
     ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
                      ServerCredentials());
-    if (options_.outcome_ack_overdue < absl::ZeroDuration()) {
-      return absl::InvalidArgumentError(
-          "outcome_ack_overdue: must not be negative");
-    }
     ASSIGN_OR_RETURN(
         rules_,
         FrontDoorRulesSource::Load(
-            DefaultConfigFile(options_.routing_file, "routing.txtpb"),
-            DefaultConfigFile(options_.calendar_file, "calendar.txtpb")));
+            RulesFileOrDefault(options_.routing_file, "routing.txtpb"),
+            RulesFileOrDefault(options_.calendar_file, "calendar.txtpb")));
 
     storage::StoreOptions store_options;
     store_options.path = options_.data_dir;
@@ -67,10 +66,17 @@ class BrokerImpl final : public Broker {
     store_options.clock = options_.clock;
     store_options.decision_stats_window = options_.decision_stats_window;
     store_options.on_committed =
-        [watchers = &watchers_](const std::vector<v1::QueueEvent>& events) {
+        [watchers = &watchers_,
+         metrics = &metrics_](const std::vector<v1::QueueEvent>& events) {
+          metrics->CountCommitted(events);
+          LogCommittedQueueEvents(events);
           watchers->Publish(events);
         };
+    store_options.on_write_health_changed = [this](const absl::Status& health) {
+      OnStoreWriteHealthChanged(health);
+    };
     ASSIGN_OR_RETURN(store_, storage::ReferralStore::Open(store_options));
+    background_ = std::make_unique<BackgroundWork>();
 
     context_.store = store_.get();
     context_.rules = rules_.get();
@@ -85,9 +91,18 @@ class BrokerImpl final : public Broker {
     context_.clock = options_.clock;
     context_.outcome_ack_overdue = options_.outcome_ack_overdue;
     context_.decision_stats_window = options_.decision_stats_window;
+    context_.backup_dir = options_.backup_dir;
+    context_.encryption_key_file = options_.encryption_key_file;
+    context_.background = background_.get();
     intake_ = std::make_unique<IntakeService>(&context_);
     triage_ = std::make_unique<TriageService>(&context_);
     operations_ = std::make_unique<OperationsService>(&context_);
+
+    // Process-wide switches, read when a server is built: the standard
+    // health service on every server, and reflection so that standard
+    // gRPC tools can discover the API (it describes the contract, no data).
+    grpc::EnableDefaultHealthCheckService(true);
+    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
     grpc::ServerBuilder builder;
     builder.AddListeningPort(options_.listen_address, credentials, &port_);
@@ -95,42 +110,107 @@ class BrokerImpl final : public Broker {
     builder.RegisterService(intake_.get());
     builder.RegisterService(triage_.get());
     builder.RegisterService(operations_.get());
+    std::vector<
+        std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+        interceptors;
+    interceptors.push_back(metrics_.NewInterceptorFactory());
+    builder.experimental().SetInterceptorCreators(std::move(interceptors));
     server_ = builder.BuildAndStart();
     if (server_ == nullptr || port_ == 0) {
       return absl::UnavailableError(
           absl::StrCat("cannot listen on ", options_.listen_address));
     }
-    LogEvent(
-        LogLevel::kInfo, "broker_started",
-        {{"listen", options_.listen_address}, {"port", absl::StrCat(port_)}});
+    // The default health service starts out SERVING; it says NOT_SERVING
+    // from here until everything below is up.
+    AddHealthService(server_->GetHealthCheckService());
+    if (!options_.health_listen.empty()) {
+      // Plaintext for probes that cannot present a certificate: it has no
+      // referral service on it, only health (and reflection).
+      grpc::ServerBuilder health_builder;
+      health_builder.AddListeningPort(options_.health_listen,
+                                      grpc::InsecureServerCredentials(),
+                                      &health_port_);
+      health_server_ = health_builder.BuildAndStart();
+      if (health_server_ == nullptr || health_port_ == 0) {
+        return absl::UnavailableError(absl::StrCat(
+            "health_listen: cannot listen on ", options_.health_listen));
+      }
+      AddHealthService(health_server_->GetHealthCheckService());
+    }
+    if (!options_.metrics_listen.empty()) {
+      RETURN_IF_ERROR(metrics_.Serve(
+          options_.metrics_listen,
+          MetricsSources{.store = store_.get(),
+                         .clock = options_.clock,
+                         .outcome_ack_overdue = options_.outcome_ack_overdue,
+                         .serving = [this] { return serving_.load(); }}));
+    }
+    {
+      absl::MutexLock lock(&health_mutex_);
+      started_ = true;
+    }
+    UpdateHealth();
+    LogEvent(LogLevel::kInfo, "broker_started",
+             {{"listen", options_.listen_address},
+              {"port", absl::StrCat(port_)},
+              {"metrics_port", absl::StrCat(metrics_.port())},
+              {"health_port", absl::StrCat(health_port_)}});
     return absl::OkStatus();
   }
 
   int port() const override { return port_; }
+  int metrics_port() const override { return metrics_.port(); }
+  int health_port() const override { return health_port_; }
+
+  void AddHealthService(grpc::HealthCheckServiceInterface* health) {
+    if (health == nullptr) return;
+    {
+      absl::MutexLock lock(&health_mutex_);
+      health_services_.push_back(health);
+    }
+    UpdateHealth();
+  }
+
+  // Sets every health service name on every server to SERVING when the
+  // broker has started, is not draining and its store can write. The store
+  // may call this from its thread at any time, hence the lock.
+  void UpdateHealth() {
+    absl::MutexLock lock(&health_mutex_);
+    const bool serving = started_ && !draining_ && store_writable_;
+    serving_.store(serving);
+    for (grpc::HealthCheckServiceInterface* health : health_services_) {
+      for (const char* name : kHealthServiceNames) {
+        health->SetServingStatus(name, serving);
+      }
+    }
+  }
+
+  // Called by the store (on its own thread) when commits start failing or
+  // succeed again.
+  void OnStoreWriteHealthChanged(const absl::Status& health) {
+    if (health.ok()) {
+      LogEvent(LogLevel::kInfo, "store_writable_again");
+    } else {
+      LogEvent(LogLevel::kError, "store_not_writable",
+               {{"code", absl::StatusCodeToString(health.code())},
+                {"reason", std::string(health.message())}});
+    }
+    {
+      absl::MutexLock lock(&health_mutex_);
+      store_writable_ = health.ok();
+    }
+    UpdateHealth();
+  }
 
   RateLimit RateLimits() const {
     return RateLimit{.per_second = options_.rate_limit_per_second,
                      .burst = options_.rate_limit_burst};
   }
 
-  // TLS with client certificates, or (explicitly, on loopback only)
-  // plaintext for development, announced loudly.
+  // TLS with client certificates, or (explicitly, on loopback only, as
+  // CheckOptions made sure) plaintext for development, announced loudly.
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials() {
-    const bool any_tls = !options_.tls_certificate_file.empty() ||
-                         !options_.tls_private_key_file.empty() ||
-                         !options_.tls_client_ca_file.empty();
-    if (!any_tls) {
-      if (!options_.insecure_development) {
-        return absl::FailedPreconditionError(
-            "refusing to serve without TLS: give --tls_certificate_file, "
-            "--tls_private_key_file, --tls_client_ca_file and "
-            "--principals_file, or --insecure_development on a loopback "
-            "address");
-      }
-      if (!IsLoopbackAddress(options_.listen_address)) {
-        return absl::FailedPreconditionError(
-            "--insecure_development is only allowed on a loopback address");
-      }
+    if (options_.insecure_development) {
       LogEvent(LogLevel::kWarning, "INSECURE_DEVELOPMENT_MODE",
                {{"advice",
                  "plaintext, no authentication, every caller may do "
@@ -138,10 +218,6 @@ class BrokerImpl final : public Broker {
       authorizer_ = std::make_unique<CallAuthorizer>(nullptr, RateLimits(),
                                                      options_.clock);
       return grpc::InsecureServerCredentials();
-    }
-    if (options_.insecure_development) {
-      return absl::InvalidArgumentError(
-          "--insecure_development cannot be combined with TLS");
     }
     grpc::SslServerCredentialsOptions tls(
         // Verify any certificate presented; a caller without one reaches
@@ -155,10 +231,6 @@ class BrokerImpl final : public Broker {
     ASSIGN_OR_RETURN(pair.cert_chain,
                      ReadConfigFile(options_.tls_certificate_file));
     tls.pem_key_cert_pairs.push_back(std::move(pair));
-    if (options_.principals_file.empty()) {
-      return absl::InvalidArgumentError(
-          "--principals_file is required with TLS");
-    }
     ASSIGN_OR_RETURN(std::unique_ptr<PrincipalDirectory> directory,
                      PrincipalDirectory::LoadFile(options_.principals_file));
     authorizer_ = std::make_unique<CallAuthorizer>(
@@ -181,14 +253,40 @@ class BrokerImpl final : public Broker {
     absl::MutexLock lock(&shutdown_mutex_);
     if (shut_down_) return;
     shut_down_ = true;
+    {
+      absl::MutexLock health_lock(&health_mutex_);
+      draining_ = true;
+    }
+    UpdateHealth();
+    if (server_ != nullptr) {
+      LogEvent(LogLevel::kInfo, "broker_draining",
+               {{"drain_seconds",
+                 absl::StrCat(absl::ToInt64Seconds(options_.shutdown_drain))}});
+      // Still serving, but reporting NOT_SERVING, so load balancers and
+      // Kubernetes move work elsewhere before calls start being refused.
+      absl::SleepFor(options_.shutdown_drain);
+    }
+    {
+      // NOT_SERVING for good: later changes are ignored.
+      absl::MutexLock health_lock(&health_mutex_);
+      for (grpc::HealthCheckServiceInterface* health : health_services_) {
+        health->Shutdown();
+      }
+    }
+    const absl::Time deadline = absl::Now() + options_.shutdown_grace;
+    if (health_server_ != nullptr) {
+      health_server_->Shutdown(absl::ToChronoTime(deadline));
+      health_server_->Wait();
+    }
     if (server_ != nullptr) {
       // Stops accepting at once; in-flight calls (including commits that
       // are being synced) finish, and whatever is still running at the
       // deadline (watch streams) is cancelled.
-      server_->Shutdown(
-          absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
+      server_->Shutdown(absl::ToChronoTime(deadline));
       server_->Wait();
     }
+    metrics_.StopServing();
+    background_.reset();
     // Drains the commit queue and closes RocksDB cleanly.
     store_.reset();
     LogEvent(LogLevel::kInfo, "broker_stopped");
@@ -196,18 +294,30 @@ class BrokerImpl final : public Broker {
 
  private:
   const BrokerOptions options_;
+  absl::Mutex health_mutex_;
+  bool started_ ABSL_GUARDED_BY(health_mutex_) = false;
+  bool draining_ ABSL_GUARDED_BY(health_mutex_) = false;
+  bool store_writable_ ABSL_GUARDED_BY(health_mutex_) = true;
+  // Owned by server_ and health_server_.
+  std::vector<grpc::HealthCheckServiceInterface*> health_services_
+      ABSL_GUARDED_BY(health_mutex_);
+  std::atomic<bool> serving_{false};  // what health last reported
   // Destroyed in reverse order: the server before the services it calls,
-  // the store before the watchers it publishes to.
+  // the store before the watchers and metrics it publishes to.
+  BrokerMetrics metrics_;
   QueueWatchers watchers_;
   std::unique_ptr<FrontDoorRulesSource> rules_;
   std::unique_ptr<CallAuthorizer> authorizer_;
   std::unique_ptr<storage::ReferralStore> store_;
+  std::unique_ptr<BackgroundWork> background_;
   ServiceContext context_;
   std::unique_ptr<IntakeService> intake_;
   std::unique_ptr<TriageService> triage_;
   std::unique_ptr<OperationsService> operations_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<grpc::Server> health_server_;
   int port_ = 0;
+  int health_port_ = 0;
   absl::Mutex shutdown_mutex_;
   bool shut_down_ ABSL_GUARDED_BY(shutdown_mutex_) = false;
 };

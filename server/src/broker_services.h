@@ -10,6 +10,7 @@
 #include <functional>
 
 #include "absl/time/time.h"
+#include "background_work.h"
 #include "call_authorizer.h"
 #include "front_door_rules.h"
 #include "intake_planner.h"
@@ -35,6 +36,12 @@ struct ServiceContext {
   // The store's time-to-decision window, shown with the figures.
   absl::Duration decision_stats_window = absl::Hours(24 * 28);
   std::function<absl::Time()> clock = [] { return absl::Now(); };
+  // Online backups: where they go (empty: refused) and the key they are
+  // encrypted with (the store's own).
+  std::string backup_dir;
+  std::string encryption_key_file;
+  // Slow admin reads (verifying a backup) run here, off the reactors.
+  BackgroundWork* background = nullptr;
 };
 
 class IntakeService final : public v1::ReferralIntake::CallbackService {
@@ -123,6 +130,15 @@ class OperationsService final : public v1::Operations::CallbackService {
   grpc::ServerUnaryReactor* ReloadConfig(
       grpc::CallbackServerContext* call, const v1::ReloadConfigRequest* request,
       v1::ReloadConfigResponse* response) override;
+  grpc::ServerUnaryReactor* CreateBackup(
+      grpc::CallbackServerContext* call, const v1::CreateBackupRequest* request,
+      v1::CreateBackupResponse* response) override;
+  grpc::ServerUnaryReactor* ListBackups(
+      grpc::CallbackServerContext* call, const v1::ListBackupsRequest* request,
+      v1::ListBackupsResponse* response) override;
+  grpc::ServerUnaryReactor* VerifyBackup(
+      grpc::CallbackServerContext* call, const v1::VerifyBackupRequest* request,
+      v1::VerifyBackupResponse* response) override;
 
  private:
   const ServiceContext& context_;

@@ -201,4 +201,94 @@ grpc::ServerUnaryReactor* OperationsService::ReloadConfig(
   return Reply(call, context_.reload_rules());
 }
 
+namespace {
+
+v1::Backup ToBackupProto(const storage::BackupInfo& info) {
+  v1::Backup backup;
+  backup.set_backup_id(info.backup_id);
+  *backup.mutable_created_at() = ToTimestamp(info.created_at);
+  backup.set_size_bytes(info.size_bytes);
+  backup.set_file_count(info.file_count);
+  return backup;
+}
+
+absl::Status CheckBackupsConfigured(const ServiceContext& context) {
+  if (context.backup_dir.empty()) {
+    return absl::FailedPreconditionError(
+        "backups are off: start the broker with --backup_dir");
+  }
+  return absl::OkStatus();
+}
+
+storage::BackupLocation BackupLocationOf(const ServiceContext& context) {
+  return {.backup_dir = context.backup_dir,
+          .encryption_key_file = context.encryption_key_file};
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* OperationsService::CreateBackup(
+    grpc::CallbackServerContext* call, const v1::CreateBackupRequest* request,
+    v1::CreateBackupResponse* response) {
+  absl::StatusOr<Caller> caller =
+      context_.authorizer->Authorize(*call, BrokerMethod::kCreateBackup);
+  if (!caller.ok()) return Reply(call, caller.status());
+  absl::Status configured = CheckBackupsConfigured(context_);
+  if (!configured.ok()) return Reply(call, configured);
+  grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
+  context_.store->CreateBackup(
+      context_.backup_dir,
+      FinishWhenCommitted<storage::BackupInfo>(
+          reactor, [response](const storage::BackupInfo& info) {
+            *response->mutable_backup() = ToBackupProto(info);
+          }));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* OperationsService::ListBackups(
+    grpc::CallbackServerContext* call, const v1::ListBackupsRequest* request,
+    v1::ListBackupsResponse* response) {
+  absl::StatusOr<Caller> caller =
+      context_.authorizer->Authorize(*call, BrokerMethod::kListBackups);
+  if (!caller.ok()) return Reply(call, caller.status());
+  absl::Status configured = CheckBackupsConfigured(context_);
+  if (!configured.ok()) return Reply(call, configured);
+  grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
+  context_.background->Run(
+      [reactor, response, location = BackupLocationOf(context_)] {
+        absl::StatusOr<std::vector<storage::BackupInfo>> backups =
+            storage::ReferralStore::ListBackups(location);
+        if (backups.ok()) {
+          for (const storage::BackupInfo& info : *backups) {
+            *response->add_backups() = ToBackupProto(info);
+          }
+        }
+        reactor->Finish(ToGrpcStatus(backups.status()));
+      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* OperationsService::VerifyBackup(
+    grpc::CallbackServerContext* call, const v1::VerifyBackupRequest* request,
+    v1::VerifyBackupResponse* response) {
+  absl::StatusOr<Caller> caller =
+      context_.authorizer->Authorize(*call, BrokerMethod::kVerifyBackup);
+  if (!caller.ok()) return Reply(call, caller.status());
+  absl::Status configured = CheckBackupsConfigured(context_);
+  if (!configured.ok()) return Reply(call, configured);
+  if (request->backup_id() == 0) {
+    return Reply(call, absl::InvalidArgumentError(
+                           "backup_id: required (see ListBackups)"));
+  }
+  grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
+  context_.background->Run([reactor, response, id = request->backup_id(),
+                            location = BackupLocationOf(context_)] {
+    absl::StatusOr<storage::BackupInfo> verified =
+        storage::ReferralStore::VerifyBackup(location, id);
+    if (verified.ok()) *response->mutable_backup() = ToBackupProto(*verified);
+    reactor->Finish(ToGrpcStatus(verified.status()));
+  });
+  return reactor;
+}
+
 }  // namespace referral::server

@@ -3,9 +3,32 @@
 #include <string>
 #include <string_view>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/civil_time.h"
 
 namespace referral::server {
+namespace {
+
+// "AGENCY_TYPE_POLICE" -> "police": the enum's own bounded set of values.
+std::string EnumLabel(const std::string& enum_value_name,
+                      absl::string_view prefix) {
+  std::string label = enum_value_name;
+  if (absl::StartsWith(label, prefix)) label.erase(0, prefix.size());
+  absl::AsciiStrToLower(&label);
+  return label;
+}
+
+}  // namespace
+
+std::string AgencyTypeLabel(v1::AgencyType type) {
+  return EnumLabel(v1::AgencyType_Name(type), "AGENCY_TYPE_");
+}
+
+std::string DecisionLabel(v1::Decision decision) {
+  return EnumLabel(v1::Decision_Name(decision), "DECISION_");
+}
 namespace {
 
 using storage::StoredReferral;

@@ -5,6 +5,7 @@
 #define REFERRAL_SERVER_REFERRAL_VIEWS_H_
 
 #include <cstdint>
+#include <string>
 
 #include "absl/time/time.h"
 #include "google/protobuf/duration.pb.h"
@@ -13,6 +14,11 @@
 #include "storage/referral_store.h"
 
 namespace referral::server {
+
+// Short lower-case names for metric labels and log fields: "police",
+// "health_gp"; "early_help", "no_further_action".
+std::string AgencyTypeLabel(v1::AgencyType type);
+std::string DecisionLabel(v1::Decision decision);
 
 google::protobuf::Timestamp ToTimestamp(absl::Time t);
 google::protobuf::Timestamp MicrosToTimestamp(int64_t micros);

@@ -372,6 +372,8 @@ std::string ChildLinkKeyBound(std::string_view match_key,
 
 std::string NextSeqMetaKey() { return "next_seq"; }
 
+std::string WriteProbeMetaKey() { return "write_probe"; }
+
 std::string KnownQueueMetaKey(std::string_view queue) {
   std::string out = NamePrefix("queue");
   out.append(queue);

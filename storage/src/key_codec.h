@@ -179,6 +179,9 @@ std::string ChildLinkKeyBound(std::string_view match_key,
 
 // The next sequence number to allocate (8 bytes big-endian).
 std::string NextSeqMetaKey();
+// Where the store writes to show it can commit again after a failed write
+// (see ReferralStore::WriteHealth); its value means nothing.
+std::string WriteProbeMetaKey();
 // "queue\0<name>": marks a queue that has held a referral.
 std::string KnownQueueMetaKey(std::string_view queue);
 std::optional<std::string> DecodeKnownQueueMetaKey(std::string_view key);

@@ -93,6 +93,14 @@ QueueEvent MakeEvent(QueueEvent::Kind kind, const StoredReferral& record,
   event.set_priority_band(record.band());
   *event.mutable_due_at() = ToTimestamp(FromMicros(record.due_at_us()));
   event.set_worker(std::string(worker));
+  event.set_agency_type(record.referral().referrer().agency_type());
+  if (kind == QueueEvent::KIND_DECIDED) {
+    event.set_decision(record.decision().decision());
+  }
+  if (kind == QueueEvent::KIND_CLAIMED) {
+    // Claim has already counted this delivery.
+    event.set_delivery_attempt(record.delivery_attempts());
+  }
   return event;
 }
 

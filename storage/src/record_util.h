@@ -43,7 +43,10 @@ void AddHistory(::referral::storage::v1::StoredReferral& record,
                 std::string_view actor, std::string_view queue,
                 std::string_view detail, int32_t delivery_attempt = 0);
 
-// A queue event about `record` (queue, id, band and due time from it).
+// A queue event about `record`: queue, id, band, due time and the referring
+// agency's type; for KIND_DECIDED the decision, for KIND_CLAIMED which
+// delivery this is (the record's delivery count, already incremented).
+// Callers set notice_only themselves.
 ::referral::v1::QueueEvent MakeEvent(
     ::referral::v1::QueueEvent::Kind kind,
     const ::referral::storage::v1::StoredReferral& record,

@@ -426,10 +426,17 @@ absl::StatusOr<SubmitResult> ReferralStoreImpl::ApplySubmit(
 
   group.events().push_back(
       MakeEvent(QueueEvent::KIND_ARRIVED, record, placement.queue, now));
+  // One notice event per notified queue (as for the notices above), so a
+  // watcher of that queue can tell it holds no work item for it.
+  std::set<std::string> announced;
   for (const std::string& notified : placement.notified_queues) {
-    if (notified == placement.queue) continue;
-    group.events().push_back(
-        MakeEvent(QueueEvent::KIND_ARRIVED, record, notified, now));
+    if (notified == placement.queue || !announced.insert(notified).second) {
+      continue;
+    }
+    QueueEvent notice =
+        MakeEvent(QueueEvent::KIND_ARRIVED, record, notified, now);
+    notice.set_notice_only(true);
+    group.events().push_back(std::move(notice));
   }
   return SubmitResult{std::move(record), /*duplicate=*/false};
 }

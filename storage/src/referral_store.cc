@@ -24,6 +24,17 @@
 //    head, recovered at Open from the last key.
 //  - With StoreOptions::encryption_key_file every file goes through the
 //    encrypted Env (encrypted_env.h), which the store owns.
+//  - Write health: a failed write-ahead-log write puts RocksDB into a
+//    background-error state (a hard error for a full disk; a fatal one for
+//    other I/O errors, which only reopening clears). RocksDB only applies a
+//    batch to its memtables after its log write succeeded, so a failed
+//    commit leaves nothing readable behind. The store remembers the
+//    failure, refuses commits meanwhile, and recovers with DB::Resume plus
+//    a synced probe write (TryRestoreWrites). RocksDB's own automatic
+//    recovery is turned off (BackgroundErrorListener,
+//    max_bgerror_resume_count = 0) so that resuming happens only where it
+//    is safe in 7.8, and its info log is the store's own (info_log.h),
+//    which survives a full disk.
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
@@ -38,12 +49,14 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "audit_chain.h"
 #include "encrypted_env.h"
+#include "info_log.h"
 #include "key_codec.h"
 #include "record_util.h"
 #include "referral_store_impl.h"
@@ -55,7 +68,9 @@
 #include "rocksdb/perf_context.h"
 #include "rocksdb/perf_level.h"
 #include "rocksdb/table.h"
+#include "rocksdb/utilities/backup_engine.h"
 #include "rocksdb/utilities/table_properties_collectors.h"
+#include "rocksdb/write_batch.h"
 #include "storage/status_macros.h"
 
 namespace referral::storage {
@@ -399,6 +414,13 @@ absl::StatusOr<std::unique_ptr<ReferralStoreImpl>> ReferralStoreImpl::OpenImpl(
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* db = nullptr;
   rocksdb::DBOptions db_options = DatabaseOptions();
+  std::shared_ptr<rocksdb::Logger> info_log = NewStoreInfoLog(
+      env != nullptr ? env.get() : rocksdb::Env::Default(), options.path);
+  db_options.info_log = info_log;
+  auto error_listener = std::make_shared<BackgroundErrorListener>();
+  db_options.listeners.push_back(error_listener);
+  // Only the store resumes after a background error (TryRestoreWrites).
+  db_options.max_bgerror_resume_count = 0;
   if (env != nullptr) {
     db_options.env = env.get();
     // The encrypted Env refuses memory-mapped files (their pages would be
@@ -412,17 +434,33 @@ absl::StatusOr<std::unique_ptr<ReferralStoreImpl>> ReferralStoreImpl::OpenImpl(
   if (!s.ok()) return FromRocksStatus(s, "open");
 
   std::unique_ptr<ReferralStoreImpl> store(new ReferralStoreImpl(
-      std::move(options), std::move(env), db, std::move(handles)));
+      std::move(options), std::move(env), std::move(info_log),
+      std::move(error_listener), db, std::move(handles)));
   RETURN_IF_ERROR(store->Recover());
+  // One small synced write at once: it shows the store can write, and it
+  // leaves an entry in a memtable, without which RocksDB 7.8 could not
+  // resume in place from a failure of the very first write (see
+  // TryRestoreWrites).
+  {
+    rocksdb::WriteBatch probe;
+    s = probe.Put(store->cf(kMeta), keys::WriteProbeMetaKey(),
+                  keys::EncodeTime(ToMicros(absl::Now())));
+    if (s.ok()) s = store->db_->Write(store->sync_write_, &probe);
+    if (!s.ok()) return FromRocksStatus(s, "open");
+  }
   store->StartThreads();
   return store;
 }
 
 ReferralStoreImpl::ReferralStoreImpl(
-    StoreOptions options, std::unique_ptr<rocksdb::Env> env, rocksdb::DB* db,
+    StoreOptions options, std::unique_ptr<rocksdb::Env> env,
+    std::shared_ptr<rocksdb::Logger> info_log,
+    std::shared_ptr<BackgroundErrorListener> error_listener, rocksdb::DB* db,
     std::vector<rocksdb::ColumnFamilyHandle*> families)
     : options_(std::move(options)),
       env_(std::move(env)),
+      info_log_(std::move(info_log)),
+      error_listener_(std::move(error_listener)),
       db_(db),
       families_(std::move(families)),
       sync_write_([] {
@@ -432,6 +470,14 @@ ReferralStoreImpl::ReferralStoreImpl(
       }()) {}
 
 ReferralStoreImpl::~ReferralStoreImpl() {
+  // A running backup reads the database: stop it first (its `done` sees
+  // UNAVAILABLE).
+  {
+    absl::MutexLock lock(&backup_mu_);
+    backup_stop_ = true;
+    if (backup_engine_ != nullptr) backup_engine_->StopBackup();
+  }
+  if (backup_thread_.joinable()) backup_thread_.join();
   {
     absl::MutexLock lock(&reaper_mu_);
     reaper_stop_ = true;
@@ -452,8 +498,12 @@ ReferralStoreImpl::~ReferralStoreImpl() {
   flush.wait = true;
   rocksdb::Status s = db_->Flush(flush, families_);
   if (!s.ok()) LogWarning(absl::StrCat("flush at close: ", s.ToString()));
-  s = db_->SyncWAL();
-  if (!s.ok()) LogWarning(absl::StrCat("WAL sync at close: ", s.ToString()));
+  // A log writer that failed must not be touched again (RocksDB 7.8
+  // asserts on it); every commit was synced anyway.
+  if (!error_listener_->log_write_failed()) {
+    s = db_->SyncWAL();
+    if (!s.ok()) LogWarning(absl::StrCat("WAL sync at close: ", s.ToString()));
+  }
   for (rocksdb::ColumnFamilyHandle* handle : families_) {
     s = db_->DestroyColumnFamilyHandle(handle);
     if (!s.ok()) LogWarning(absl::StrCat("closing a family: ", s.ToString()));
@@ -630,6 +680,7 @@ void ReferralStoreImpl::StartThreads() {
   if (options_.lease_check_interval > absl::ZeroDuration()) {
     reaper_thread_ = std::thread([this] { ReaperLoop(); });
   }
+  backup_thread_ = std::thread([this] { BackupLoop(); });
 }
 
 std::shared_ptr<const rocksdb::Snapshot> ReferralStoreImpl::NewSnapshot() {
@@ -839,6 +890,11 @@ void ReferralStoreImpl::RunGroup(std::vector<std::unique_ptr<Op>>& ops) {
   }
   if (group_status.ok()) group_status = AdvanceHeads(group);
   const bool wrote = group.batch().GetWriteBatch()->Count() > 0;
+  if (group_status.ok() && wrote && !writes_healthy_.load()) {
+    // After a failed write, RocksDB may refuse every write until it is
+    // resumed; show that writing works again before committing the group.
+    group_status = TryRestoreWrites();
+  }
   if (group_status.ok() && wrote) {
     rocksdb::Status s;
     switch (injected_write_failure_.exchange(0)) {
@@ -851,7 +907,10 @@ void ReferralStoreImpl::RunGroup(std::vector<std::unique_ptr<Op>>& ops) {
       default:
         s = db_->Write(sync_write_, group.batch().GetWriteBatch());
     }
-    if (!s.ok()) group_status = FromRocksStatus(s, "commit");
+    if (!s.ok()) {
+      group_status = FromRocksStatus(s, "commit");
+      MarkWriteFailed(group_status);
+    }
   }
   if (!group_status.ok()) {
     // Nothing was stored and nothing in memory changed; every mutation in
@@ -957,12 +1016,192 @@ void ReferralStoreImpl::ReaperLoop() {
       finished.Notify();
     });
     finished.WaitForNotification();
+    // An idle store must notice that it can write again too.
+    if (!writes_healthy_.load()) TryRestoreWrites().IgnoreError();
     absl::MutexLock lock(&reaper_mu_);
     if (reaper_mu_.AwaitWithTimeout(absl::Condition(&reaper_stop_),
                                     options_.lease_check_interval)) {
       return;
     }
   }
+}
+
+// --- Write health. ---------------------------------------------------------
+
+namespace {
+// Appended to the health of a store that cannot recover in place.
+constexpr absl::string_view kRestart =
+    "; writes cannot resume in place: restart the broker";
+}  // namespace
+
+void ReferralStoreImpl::MarkWriteFailed(const absl::Status& status) {
+  absl::MutexLock order(&recovery_mu_);
+  bool was_healthy;
+  {
+    absl::MutexLock lock(&health_mu_);
+    was_healthy = write_health_.ok();
+    write_health_ = status;
+    writes_healthy_.store(false);
+  }
+  // The first attempt to recover may come at once.
+  last_recovery_attempt_ = absl::InfinitePast();
+  if (was_healthy) {
+    LogWarning(absl::StrCat("writes failing: ", status.ToString()));
+    if (options_.on_write_health_changed) {
+      options_.on_write_health_changed(status);
+    }
+  }
+}
+
+absl::Status ReferralStoreImpl::TryRestoreWrites() {
+  absl::MutexLock order(&recovery_mu_);
+  {
+    absl::MutexLock lock(&health_mu_);
+    if (write_health_.ok()) return absl::OkStatus();
+    // Real time, not options_.clock: this paces work, it is not a record.
+    if (absl::Now() - last_recovery_attempt_ < absl::Seconds(1)) {
+      return write_health_;
+    }
+  }
+  last_recovery_attempt_ = absl::Now();
+  // A failed write-ahead-log write leaves RocksDB in a background-error
+  // state in which it refuses every write until resumed (a no-op without a
+  // background error). Resume flushes the memtables, and the first flush
+  // switches to a new log: the failed one, whose writer RocksDB 7.8 keeps
+  // marked failed, is never written again. That switch only happens when an
+  // active memtable holds something; without it the next write would go to
+  // the failed writer, which fails for good (and aborts a RocksDB built with
+  // assertions, as Debian's is). So opening, and every resume, leave an
+  // entry in a memtable; should they all be empty anyway (every family
+  // flushed just before the failed write), the store stays unhealthy until
+  // it is reopened.
+  if (error_listener_->log_write_failed() && !ActiveMemtablesHoldData()) {
+    absl::MutexLock lock(&health_mu_);
+    if (!absl::StrContains(write_health_.message(), kRestart)) {
+      write_health_ =
+          absl::Status(write_health_.code(),
+                       absl::StrCat(write_health_.message(), kRestart));
+      LogWarning(write_health_.ToString());
+    }
+    return write_health_;
+  }
+  // Resuming starts a new log file, and RocksDB treats failing to create
+  // one as fatal (only reopening clears it). Creating a file fails on a
+  // full disk when the store is encrypted (the encrypted Env writes each
+  // file's prefix at once), so first make sure a file can be written.
+  rocksdb::Status s = ProbeFileWrite();
+  if (s.ok()) s = db_->Resume();
+  rocksdb::WriteBatch probe;
+  if (s.ok()) {
+    error_listener_->clear_log_write_failed();
+    s = probe.Put(cf(kMeta), keys::WriteProbeMetaKey(),
+                  keys::EncodeTime(ToMicros(absl::Now())));
+  }
+  if (s.ok()) {
+    // Resume flushed every memtable. Should the synced probe below fail
+    // too, a memtable entry is what lets the next Resume start a new log,
+    // so put one there first, bypassing the log (a lost probe costs
+    // nothing).
+    rocksdb::WriteOptions memtable_only;
+    memtable_only.disableWAL = true;
+    s = db_->Write(memtable_only, &probe);
+  }
+  if (s.ok()) s = db_->Write(sync_write_, &probe);
+  absl::Status health =
+      s.ok() ? absl::OkStatus() : FromRocksStatus(s, "commit");
+  if (s.severity() >= rocksdb::Status::Severity::kFatalError) {
+    health =
+        absl::Status(health.code(), absl::StrCat(health.message(), kRestart));
+  }
+  {
+    absl::MutexLock lock(&health_mu_);
+    write_health_ = health;
+    writes_healthy_.store(health.ok());
+  }
+  if (health.ok()) {
+    LogWarning("writes succeed again");
+    if (options_.on_write_health_changed) {
+      options_.on_write_health_changed(health);
+    }
+  }
+  return health;
+}
+
+rocksdb::Status ReferralStoreImpl::ProbeFileWrite() {
+  constexpr size_t kProbeBytes = 1 << 20;
+  rocksdb::Env* env = env_ != nullptr ? env_.get() : rocksdb::Env::Default();
+  const std::string path = options_.path + "/WRITE_PROBE";
+  std::unique_ptr<rocksdb::WritableFile> file;
+  rocksdb::Status s = env->NewWritableFile(path, &file, rocksdb::EnvOptions());
+  if (s.ok()) s = file->Append(std::string(kProbeBytes, '\0'));
+  if (s.ok()) s = file->Sync();
+  if (file != nullptr) {
+    rocksdb::Status closed = file->Close();
+    if (s.ok()) s = closed;
+  }
+  env->DeleteFile(path).PermitUncheckedError();
+  return s;
+}
+
+bool ReferralStoreImpl::ActiveMemtablesHoldData() {
+  for (rocksdb::ColumnFamilyHandle* family : families_) {
+    uint64_t entries = 0;
+    if (db_->GetIntProperty(family,
+                            rocksdb::DB::Properties::kNumEntriesActiveMemTable,
+                            &entries) &&
+        entries > 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void BackgroundErrorListener::OnBackgroundError(
+    rocksdb::BackgroundErrorReason reason, rocksdb::Status* error) {
+  if (reason == rocksdb::BackgroundErrorReason::kWriteCallback) {
+    log_write_failed_.store(true);
+  }
+}
+
+void BackgroundErrorListener::OnErrorRecoveryBegin(
+    rocksdb::BackgroundErrorReason reason, rocksdb::Status error,
+    bool* auto_recovery) {
+  // RocksDB's own recovery (its SstFileManager's, for a full disk) would
+  // resume without the store's check above.
+  *auto_recovery = false;
+}
+
+absl::Status ReferralStoreImpl::WriteHealth() {
+  absl::MutexLock lock(&health_mu_);
+  return write_health_;
+}
+
+// --- Statistics. -----------------------------------------------------------
+
+StoreStatistics ReferralStoreImpl::GetStoreStatistics() {
+  StoreStatistics statistics;
+  // Files come and go under compaction while this walks: whatever vanished
+  // meanwhile is skipped.
+  std::error_code error;
+  for (std::filesystem::recursive_directory_iterator it(
+           options_.path,
+           std::filesystem::directory_options::skip_permission_denied, error),
+       end;
+       !error && it != end; it.increment(error)) {
+    std::error_code file_error;
+    if (!it->is_regular_file(file_error) || file_error) continue;
+    const uintmax_t size = it->file_size(file_error);
+    if (!file_error) statistics.disk_bytes += static_cast<int64_t>(size);
+  }
+  for (rocksdb::ColumnFamilyHandle* family : families_) {
+    uint64_t pending = 0;
+    if (db_->GetIntProperty(
+            family, rocksdb::DB::Properties::kEstimatePendingCompactionBytes,
+            &pending)) {
+      statistics.pending_compaction_bytes += static_cast<int64_t>(pending);
+    }
+  }
+  return statistics;
 }
 
 // --- Reads. ----------------------------------------------------------------
@@ -1170,12 +1409,19 @@ std::vector<QueueCounts> ReferralStoreImpl::GetQueueCounts(absl::Time now) {
 
     // Oldest ready: the first arrival straggler, else the arrival head.
     std::optional<int64_t> oldest;
-    auto consider = [&oldest](std::string_view value) {
+    std::optional<uint64_t> oldest_seq;
+    auto consider = [&oldest, &oldest_seq](std::string_view key,
+                                           std::string_view value) {
       std::optional<int64_t> received = keys::ReadTime(value);
-      if (received && (!oldest || *received < *oldest)) oldest = *received;
+      std::optional<keys::ArrivalKey> k = keys::DecodeArrivalKey(key);
+      if (received && k && (!oldest || *received < *oldest)) {
+        oldest = *received;
+        oldest_seq = k->seq;
+      }
     };
     if (!copy.arrival.stragglers().empty()) {
-      consider(copy.arrival.stragglers().begin()->second);
+      consider(copy.arrival.stragglers().begin()->first,
+               copy.arrival.stragglers().begin()->second);
     }
     if (copy.arrival.live_from_low_water() > 0) {
       const std::string end = keys::NamePrefixEnd(copy.name);
@@ -1186,9 +1432,22 @@ std::vector<QueueCounts> ReferralStoreImpl::GetQueueCounts(absl::Time now) {
       std::unique_ptr<rocksdb::Iterator> it(
           db_->NewIterator(read, cf(kArrival)));
       it->Seek(copy.arrival.low_water());
-      if (it->Valid()) consider(it->value().ToStringView());
+      if (it->Valid()) {
+        consider(it->key().ToStringView(), it->value().ToStringView());
+      }
     }
     if (oldest) counts.oldest_ready_received_at = FromMicros(*oldest);
+    if (oldest_seq) {
+      // The arrival index holds receipt times only; the due time is the
+      // record's (one point read per queue).
+      absl::StatusOr<StoredReferral> record =
+          ReadBySeq(snapshot.get(), *oldest_seq);
+      if (record.ok()) {
+        counts.oldest_ready_due_at = FromMicros(record->due_at_us());
+      } else {
+        LogWarning("queue counts: oldest ready referral unreadable");
+      }
+    }
 
     // Overdue and due within the hour: ready entries by band, read from the
     // low-water mark (never across the claimed head), plus stragglers.

@@ -9,7 +9,10 @@
 //    snapshot under state_mu_, reports the queue events and calls each
 //    mutation's `done`. No mutex that callers or readers need is held across
 //    the write.
-//  - A reaper thread enqueues ExpireLeases every lease_check_interval.
+//  - A reaper thread enqueues ExpireLeases every lease_check_interval and,
+//    while writes are failing, tries to recover them (see WriteHealth).
+//  - A backup thread copies the database for CreateBackup, so that a backup
+//    never holds up commits.
 //  - Readers run on caller threads against the last published snapshot and
 //    the in-memory state published with it, so each read sees exactly the
 //    state after some group commit.
@@ -37,10 +40,34 @@
 #include "index_head.h"
 #include "referral_store_internal.h"
 #include "rocksdb/db.h"
+#include "rocksdb/listener.h"
 #include "rocksdb/utilities/write_batch_with_index.h"
 #include "storage/referral_store.h"
 
+namespace rocksdb {
+class BackupEngine;
+}  // namespace rocksdb
+
 namespace referral::storage {
+
+// Tells the store of RocksDB's background errors and keeps RocksDB from
+// resuming by itself: the store alone resumes (TryRestoreWrites), and only
+// when resuming is safe.
+class BackgroundErrorListener final : public rocksdb::EventListener {
+ public:
+  void OnBackgroundError(rocksdb::BackgroundErrorReason reason,
+                         rocksdb::Status* error) override;
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason reason,
+                            rocksdb::Status error,
+                            bool* auto_recovery) override;
+  // Whether a write to the write-ahead log has failed since the last
+  // successful resume.
+  bool log_write_failed() const { return log_write_failed_.load(); }
+  void clear_log_write_failed() { log_write_failed_.store(false); }
+
+ private:
+  std::atomic<bool> log_write_failed_{false};
+};
 
 // The in-memory view of one queue, rebuilt at Open from its index keys.
 struct QueueState {
@@ -204,6 +231,9 @@ class ReferralStoreImpl final : public ReferralStore {
       absl::Time now, absl::Duration acknowledge_within) override;
   int64_t ReadyCount(std::string_view queue) override;
   bool KnowsQueue(std::string_view queue) override;
+  StoreStatistics GetStoreStatistics() override;
+  absl::Status WriteHealth() override;
+  void CreateBackup(std::string backup_dir, Done<BackupInfo> done) override;
 
   // Diagnostics (referral_store_internal.h).
   internal::SeekCost last_claim_seek_cost() const;
@@ -213,6 +243,8 @@ class ReferralStoreImpl final : public ReferralStore {
 
  private:
   ReferralStoreImpl(StoreOptions options, std::unique_ptr<rocksdb::Env> env,
+                    std::shared_ptr<rocksdb::Logger> info_log,
+                    std::shared_ptr<BackgroundErrorListener> error_listener,
                     rocksdb::DB* db,
                     std::vector<rocksdb::ColumnFamilyHandle*> families);
 
@@ -245,6 +277,24 @@ class ReferralStoreImpl final : public ReferralStore {
   // Installs the group's in-memory effects (and, if it wrote, a snapshot).
   void Publish(Group& group, bool wrote);
   void ReaperLoop();
+
+  // --- Write health (commit and reaper threads). ---------------------------
+  // Records a failed commit write; notifies if the store was healthy.
+  void MarkWriteFailed(const absl::Status& status);
+  // Whether any column family's active memtable holds an entry.
+  bool ActiveMemtablesHoldData();
+  // Writes, syncs and removes a 1 MB file in the data directory through the
+  // store's Env: whether the disk takes new files again.
+  rocksdb::Status ProbeFileWrite();
+  // While unhealthy, and at most once a second: resumes RocksDB from its
+  // background error and makes a small synced write; on success the store
+  // is healthy again (and says so). Returns the health after the attempt
+  // (or the current one when it is too early for another attempt).
+  absl::Status TryRestoreWrites();
+
+  // --- Backups (backup thread, referral_backup.cc). -------------------------
+  void BackupLoop();
+  absl::StatusOr<BackupInfo> RunBackup(const std::string& backup_dir);
 
   // --- Mutations (referral_mutations.cc), run on the commit thread. --------
   absl::StatusOr<SubmitResult> ApplySubmit(const SubmitCommand& command,
@@ -322,6 +372,9 @@ class ReferralStoreImpl final : public ReferralStore {
   // (RocksDB's default Env). Declared before db_ so that it is destroyed
   // after it: the DB writes through the Env until it is deleted.
   std::unique_ptr<rocksdb::Env> env_;
+  // RocksDB's info log (info_log.h), writing through env_.
+  std::shared_ptr<rocksdb::Logger> info_log_;
+  std::shared_ptr<BackgroundErrorListener> error_listener_;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> families_;
   const rocksdb::WriteOptions sync_write_;
@@ -343,8 +396,32 @@ class ReferralStoreImpl final : public ReferralStore {
   std::atomic<uint64_t> last_claim_keys_skipped_{0};
   std::atomic<uint64_t> last_claim_tombstones_skipped_{0};
 
+  // Write health. recovery_mu_ orders health changes and recovery attempts
+  // (and the calls of on_write_health_changed); health_mu_ guards only the
+  // value, so WriteHealth never waits for a recovery attempt.
+  absl::Mutex recovery_mu_ ABSL_ACQUIRED_BEFORE(health_mu_);
+  absl::Time last_recovery_attempt_ ABSL_GUARDED_BY(recovery_mu_) =
+      absl::InfinitePast();
+  mutable absl::Mutex health_mu_;
+  absl::Status write_health_ ABSL_GUARDED_BY(health_mu_);
+  // write_health_.ok(), readable without a lock on the commit path.
+  std::atomic<bool> writes_healthy_{true};
+
+  // Backups: at most one requested or running at a time.
+  struct BackupRequest {
+    std::string backup_dir;
+    Done<BackupInfo> done;
+  };
+  absl::Mutex backup_mu_;
+  std::optional<BackupRequest> backup_request_ ABSL_GUARDED_BY(backup_mu_);
+  bool backup_busy_ ABSL_GUARDED_BY(backup_mu_) = false;
+  bool backup_stop_ ABSL_GUARDED_BY(backup_mu_) = false;
+  // The engine of the running backup, so that closing the store can stop it.
+  rocksdb::BackupEngine* backup_engine_ ABSL_GUARDED_BY(backup_mu_) = nullptr;
+
   std::thread commit_thread_;
   std::thread reaper_thread_;
+  std::thread backup_thread_;
 };
 
 }  // namespace referral::storage

@@ -3,6 +3,7 @@
 #include "cli_commands.h"
 
 #include <gmock/gmock.h>
+#include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -11,10 +12,13 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/notification.h"
 #include "broker_channel.h"
 #include "cli_format.h"
 #include "fake_broker.h"
 #include "fictitious_referral.h"
+#include "grpc/health/v1/health.pb.h"
 #include "support/broker_process.h"
 
 namespace referral::clients {
@@ -54,6 +58,7 @@ class CliCommandsTest : public ::testing::Test {
     env.options = options;
     env.out = watched_out != nullptr ? watched_out : &out;
     env.err = &err;
+    env.out_is_terminal = out_is_terminal_;
     env.canceller = canceller;
     const CommandSpec* spec = FindCommand(command);
     EXPECT_NE(spec, nullptr) << command;
@@ -80,7 +85,50 @@ class CliCommandsTest : public ::testing::Test {
   std::shared_ptr<grpc::Channel> channel_;
   std::string referral_path_;
   int next_key_ = 1;
+  bool out_is_terminal_ = false;
 };
+
+int Count(const std::string& text, const std::string& what) {
+  int n = 0;
+  for (size_t at = text.find(what); at != std::string::npos;
+       at = text.find(what, at + what.size())) {
+    ++n;
+  }
+  return n;
+}
+
+google::protobuf::Duration Seconds(int64_t seconds) {
+  google::protobuf::Duration d;
+  d.set_seconds(seconds);
+  return d;
+}
+
+constexpr int64_t kJan5 = 1767605400;  // 2026-01-05T09:30:00Z
+
+// Feedback rows and the time of the figures, as the real broker sends.
+v1::GetQueueStatsResponse StatsExtras() {
+  v1::GetQueueStatsResponse extras;
+  extras.mutable_at()->set_seconds(kJan5);
+  *extras.mutable_outcome_ack_overdue_after() = Seconds(24 * 3600);
+  v1::AgencyFeedback* police = extras.add_feedback();
+  police->set_agency("cambs-police");
+  police->set_unacknowledged_count(3);
+  police->set_overdue_count(1);
+  *police->mutable_oldest_unacknowledged_age() = Seconds(26 * 3600 + 5 * 60);
+  v1::AgencyFeedback* school = extras.add_feedback();
+  school->set_agency("st-marys-primary");
+  school->set_unacknowledged_count(12);
+  *school->mutable_oldest_unacknowledged_age() = Seconds(3 * 3600 + 12 * 60);
+  return extras;
+}
+
+constexpr char kStatsTable[] =
+    "QUEUE       READY  CLAIMED  DEAD  OLDEST_READY  OVERDUE  DUE_1H\n"
+    "ifd-triage      1        1     0            0s        0       0\n"
+    "\n"
+    "AGENCY            UNACKED  OVERDUE_24h  OLDEST_UNACKED\n"
+    "cambs-police            3            1           1d02h\n"
+    "st-marys-primary       12            0           3h12m\n";
 
 TEST_F(CliCommandsTest, SubmitPrintsOneLineAndSendsTheKey) {
   CliOptions o;
@@ -348,6 +396,363 @@ TEST_F(CliCommandsTest, WatchEndsCleanlyWhenInterrupted) {
   EXPECT_EQ(r.err, "watching endless\n");
 }
 
+// --- stats -------------------------------------------------------------------
+
+TEST_F(CliCommandsTest, StatsShowsEveryQueueAndTheReferrerFeedback) {
+  Submit();
+  Submit();
+  CliOptions claim;
+  claim.worker = "bob";
+  ASSERT_EQ(Run("claim", {"ifd-triage"}, claim, {"worker"}).code, kExitOk);
+  broker_.SetStatsExtras(StatsExtras());
+
+  const Result r = Run("stats", {});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, kStatsTable);
+  EXPECT_THAT(r.err, IsEmpty());
+}
+
+TEST_F(CliCommandsTest, StatsJsonIsTheResponseAndParsesBack) {
+  Submit();
+  broker_.SetStatsExtras(StatsExtras());
+  CliOptions json;
+  json.json = true;
+  const Result r = Run("stats", {}, json, {"json"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(Count(r.out, "\n"), 1);
+  v1::GetQueueStatsResponse parsed;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &parsed).ok())
+      << r.out;
+  ASSERT_EQ(parsed.queues_size(), 1);
+  EXPECT_EQ(parsed.queues(0).queue(), "ifd-triage");
+  EXPECT_EQ(parsed.queues(0).ready_count(), 1);
+  EXPECT_EQ(parsed.at().seconds(), kJan5);
+  ASSERT_EQ(parsed.feedback_size(), 2);
+  EXPECT_EQ(parsed.feedback(1).unacknowledged_count(), 12);
+  // Proto field names, as every other command's --json.
+  EXPECT_THAT(r.out, HasSubstr("\"oldest_unacknowledged_age\":\"11520s\""));
+}
+
+CliOptions Watch(int count) {
+  CliOptions o;
+  o.watch = true;
+  o.watch_count = count;
+  o.watch_interval = absl::Milliseconds(1);
+  return o;
+}
+
+TEST_F(CliCommandsTest,
+       StatsWatchIntoAPipeSeparatesRefreshesWithoutControlCodes) {
+  Submit();
+  Submit();
+  CliOptions claim;
+  claim.worker = "bob";
+  ASSERT_EQ(Run("claim", {"ifd-triage"}, claim, {"worker"}).code, kExitOk);
+  broker_.SetStatsExtras(StatsExtras());
+
+  const Result r = Run("stats", {}, Watch(3), {"watch", "watch_count"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  const std::string heading = "--- stats at 2026-01-05T09:30:00Z ---\n";
+  EXPECT_EQ(r.out, heading + kStatsTable + "\n" + heading + kStatsTable + "\n" +
+                       heading + kStatsTable);
+  EXPECT_EQ(r.out.find('\x1b'), std::string::npos);
+  EXPECT_EQ(broker_.stats_calls(), 3);
+  EXPECT_THAT(r.err, IsEmpty());
+}
+
+TEST_F(CliCommandsTest, StatsWatchOnATerminalRedrawsTheScreen) {
+  Submit();
+  broker_.SetStatsExtras(StatsExtras());
+  out_is_terminal_ = true;
+  const Result r = Run("stats", {}, Watch(2), {"watch", "watch_count"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  const std::string clear = "\x1b[H\x1b[2J";
+  EXPECT_THAT(r.out, StartsWith(clear + "referral broker stats at "
+                                        "2026-01-05T09:30:00Z (every 1ms; "
+                                        "Ctrl-C to stop)\n\nQUEUE "));
+  EXPECT_EQ(Count(r.out, clear), 2);
+  EXPECT_EQ(Count(r.out, "\nifd-triage      1 "), 2);
+  EXPECT_THAT(r.out, Not(HasSubstr("---")));
+}
+
+TEST_F(CliCommandsTest, StatsWatchJsonPrintsOneObjectPerLine) {
+  Submit();
+  out_is_terminal_ = true;  // JSON Lines even on a terminal: no redrawing
+  CliOptions o = Watch(3);
+  o.json = true;
+  const Result r = Run("stats", {}, o, {"watch", "watch_count", "json"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  const std::vector<std::string> lines =
+      absl::StrSplit(r.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 3u) << r.out;
+  for (const std::string& line : lines) {
+    v1::GetQueueStatsResponse parsed;
+    ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(line, &parsed).ok())
+        << line;
+    ASSERT_EQ(parsed.queues_size(), 1);
+    EXPECT_EQ(parsed.queues(0).ready_count(), 1);
+  }
+  EXPECT_EQ(r.out.find('\x1b'), std::string::npos);
+}
+
+TEST_F(CliCommandsTest, StatsWatchKeepsGoingAfterAFailedRefresh) {
+  Submit();
+  broker_.FailStatsCalls({2}, grpc::StatusCode::UNAVAILABLE);
+  const Result r = Run("stats", {}, Watch(3), {"watch", "watch_count"});
+  EXPECT_EQ(r.code, kExitOk) << "the last refresh succeeded";
+  EXPECT_EQ(r.err, "referral_cli stats: UNAVAILABLE: injected failure\n");
+  EXPECT_EQ(Count(r.out, "--- stats at "), 3);
+  EXPECT_EQ(Count(r.out, "QUEUE "), 2);
+  EXPECT_EQ(broker_.stats_calls(), 3);
+}
+
+TEST_F(CliCommandsTest, StatsWatchExitsOneWhenTheLastRefreshFailed) {
+  broker_.FailStatsCalls({3}, grpc::StatusCode::PERMISSION_DENIED);
+  CliOptions o = Watch(3);
+  o.json = true;
+  const Result r = Run("stats", {}, o, {"watch", "watch_count", "json"});
+  EXPECT_EQ(r.code, kExitRpcError);
+  EXPECT_EQ(r.err, "referral_cli stats: PERMISSION_DENIED: injected failure\n");
+  // JSON Lines hold responses only.
+  EXPECT_EQ(Count(r.out, "\n"), 2);
+  EXPECT_EQ(Count(r.out, "{\"queues\":"), 2);
+}
+
+// Runs `stats --watch` on a thread of its own, as main() would with a
+// signal thread holding the canceller.
+struct BackgroundWatch {
+  CallCanceller canceller;
+  AwaitableOutput output;
+  std::ostream out{&output};
+  absl::Notification done;
+  Result result;
+  std::thread thread;
+
+  // Ends the watch even when a test failed before interrupting it.
+  ~BackgroundWatch() {
+    canceller.Cancel();
+    if (thread.joinable()) thread.join();
+  }
+};
+
+TEST_F(CliCommandsTest, StatsWatchEndsAtOnceWhenInterruptedBetweenRefreshes) {
+  Submit();
+  BackgroundWatch watch;
+  CliOptions o = Watch(0);  // until interrupted
+  // Far longer than the deadline below: only the interruption can end the
+  // wait in time.
+  o.watch_interval = absl::Minutes(5);
+  watch.thread = std::thread([&] {
+    watch.result = Run("stats", {}, o, {"watch"}, &watch.canceller, &watch.out);
+    watch.done.Notify();
+  });
+  ASSERT_TRUE(watch.output.AwaitText("\nifd-triage ", absl::Seconds(30)));
+  // The signal thread must not _exit: the watch handles it.
+  EXPECT_TRUE(watch.canceller.Cancel());
+  ASSERT_TRUE(watch.done.WaitForNotificationWithTimeout(absl::Seconds(60)));
+  EXPECT_EQ(watch.result.code, kExitOk) << watch.result.err;
+  EXPECT_EQ(Count(watch.output.text(), "--- stats at "), 1);
+  EXPECT_EQ(broker_.stats_calls(), 1);
+  EXPECT_THAT(watch.result.err, IsEmpty());
+}
+
+TEST_F(CliCommandsTest, StatsWatchInterruptedDuringARefreshExitsZero) {
+  Submit();
+  broker_.HangStatsCall(2);
+  BackgroundWatch watch;
+  CliOptions o = Watch(0);
+  o.timeout = absl::Minutes(5);  // only the interruption ends the call
+  watch.thread = std::thread([&] {
+    watch.result = Run("stats", {}, o, {"watch"}, &watch.canceller, &watch.out);
+    watch.done.Notify();
+  });
+  ASSERT_TRUE(broker_.stats_call_hanging().WaitForNotificationWithTimeout(
+      absl::Seconds(30)));
+  EXPECT_TRUE(watch.canceller.Cancel());
+  ASSERT_TRUE(watch.done.WaitForNotificationWithTimeout(absl::Seconds(60)));
+  EXPECT_EQ(watch.result.code, kExitOk) << watch.result.err;
+  EXPECT_EQ(Count(watch.output.text(), "--- stats at "), 1);
+  EXPECT_THAT(watch.result.err, IsEmpty());
+}
+
+TEST_F(CliCommandsTest, StatsWatchRejectsMeaninglessValues) {
+  CliOptions o = Watch(1);
+  o.watch_interval = absl::ZeroDuration();
+  Result r = Run("stats", {}, o, {"watch"});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_THAT(r.err, HasSubstr("--watch_seconds must be at least 1"));
+  r = Run("stats", {}, Watch(-1), {"watch", "watch_count"});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_THAT(r.err, HasSubstr("--watch_count must not be negative"));
+  EXPECT_EQ(broker_.stats_calls(), 0);
+}
+
+TEST(CallCancellerTest, CancelIsHandledOnlyWhileACommandAttends) {
+  CallCanceller canceller;
+  canceller.Attend();
+  canceller.Leave();
+  EXPECT_FALSE(canceller.Cancel()) << "nothing attends: the caller exits";
+  EXPECT_TRUE(canceller.requested());
+  EXPECT_TRUE(canceller.WaitForCancel(absl::ZeroDuration()));
+
+  CallCanceller attended;
+  EXPECT_FALSE(attended.WaitForCancel(absl::ZeroDuration()));
+  attended.Attend();
+  EXPECT_TRUE(attended.Cancel());
+  EXPECT_TRUE(attended.WaitForCancel(absl::InfiniteDuration()));
+}
+
+// --- backup
+// --------------------------------------------------------------------
+
+TEST_F(CliCommandsTest, BackupListShowsOneLinePerBackup) {
+  broker_.AddBackup(1, absl::FromUnixSeconds(kJan5), 12'897'485, 14);
+  broker_.AddBackup(2, absl::FromUnixSeconds(kJan5 + 86400), 900, 3);
+  Result r = Run("backup", {"list"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out,
+            "backup 1 created=2026-01-05T09:30:00Z size=12.3MiB files=14\n"
+            "backup 2 created=2026-01-06T09:30:00Z size=900B files=3\n");
+  EXPECT_THAT(r.err, IsEmpty());
+
+  CliOptions json;
+  json.json = true;
+  r = Run("backup", {"list"}, json, {"json"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  v1::ListBackupsResponse parsed;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &parsed).ok())
+      << r.out;
+  ASSERT_EQ(parsed.backups_size(), 2);
+  EXPECT_EQ(parsed.backups(0).size_bytes(), 12'897'485);
+  EXPECT_EQ(parsed.backups(1).created_at().seconds(), kJan5 + 86400);
+}
+
+TEST_F(CliCommandsTest, BackupListWithNoBackupsSaysSoOnStderr) {
+  const Result r = Run("backup", {"list"});
+  EXPECT_EQ(r.code, kExitOk);
+  EXPECT_THAT(r.out, IsEmpty());
+  EXPECT_EQ(r.err, "referral_cli backup list: no backups yet\n");
+}
+
+TEST_F(CliCommandsTest, BackupCreateThenVerify) {
+  broker_.AddBackup(1, absl::FromUnixSeconds(kJan5), 2048, 4);
+  Result r = Run("backup", {"create"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_THAT(r.out, MatchesRegex("backup 2 created=[-0-9T:Z]+ "
+                                  "size=4\\.0KiB files=5\n"));
+
+  CliOptions verify;
+  verify.backup_id = 1;
+  r = Run("backup", {"verify"}, verify, {"backup_id"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out,
+            "backup 1 verified: created=2026-01-05T09:30:00Z size=2.0KiB "
+            "files=4\n");
+
+  verify.json = true;
+  r = Run("backup", {"verify"}, verify, {"backup_id", "json"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  v1::VerifyBackupResponse parsed;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &parsed).ok())
+      << r.out;
+  EXPECT_EQ(parsed.backup().backup_id(), 1u);
+}
+
+TEST_F(CliCommandsTest, BackupVerifyOfADamagedBackupExitsOneNamingTheFile) {
+  broker_.AddBackup(3, absl::FromUnixSeconds(kJan5), 2048, 4);
+  broker_.DamageBackup(3, "shared_checksum/000012.sst");
+  CliOptions verify;
+  verify.backup_id = 3;
+  Result r = Run("backup", {"verify"}, verify, {"backup_id"});
+  EXPECT_EQ(r.code, kExitRpcError);
+  EXPECT_THAT(r.out, IsEmpty());
+  EXPECT_EQ(r.err,
+            "referral_cli backup verify: DATA_LOSS: backup 3: "
+            "shared_checksum/000012.sst: checksum mismatch\n");
+
+  verify.backup_id = 9;
+  r = Run("backup", {"verify"}, verify, {"backup_id"});
+  EXPECT_EQ(r.code, kExitRpcError);
+  EXPECT_EQ(r.err, "referral_cli backup verify: NOT_FOUND: no backup 9\n");
+}
+
+TEST_F(CliCommandsTest, BackupUsageErrors) {
+  Result r = Run("backup", {"restore"});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_THAT(r.err, HasSubstr("referral_cli backup: unknown action restore "
+                               "(expects create, list or verify)\n"
+                               "usage: referral_cli backup create|list|verify "
+                               "[--backup_id=N]"));
+  r = Run("backup", {"verify"});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_THAT(r.err, HasSubstr("backup verify: --backup_id is required"));
+  CliOptions id;
+  id.backup_id = 2;
+  r = Run("backup", {"create"}, id, {"backup_id"});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_THAT(r.err, HasSubstr("--backup_id applies to backup verify only"));
+  r = Run("backup", {});
+  EXPECT_EQ(r.code, kExitUsage);
+}
+
+// --- health
+// --------------------------------------------------------------------
+
+TEST_F(CliCommandsTest, HealthServingExitsZero) {
+  Result r = Run("health", {});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, "health SERVING service=-\n");
+
+  CliOptions json;
+  json.json = true;
+  r = Run("health", {}, json, {"json"});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  grpc::health::v1::HealthCheckResponse parsed;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &parsed).ok())
+      << r.out;
+  EXPECT_EQ(parsed.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+}
+
+TEST_F(CliCommandsTest, HealthNotServingExitsOne) {
+  broker_.SetServing("", false);
+  const Result r = Run("health", {});
+  EXPECT_EQ(r.code, kExitRpcError);
+  EXPECT_EQ(r.out, "health NOT_SERVING service=-\n");
+}
+
+TEST_F(CliCommandsTest, HealthOfOneService) {
+  broker_.SetServing("referral.v1.Triage", true);
+  broker_.SetServing("referral.v1.ReferralIntake", false);
+  CliOptions o;
+  o.service = "referral.v1.Triage";
+  Result r = Run("health", {}, o, {"service"});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, "health SERVING service=referral.v1.Triage\n");
+
+  o.service = "referral.v1.ReferralIntake";
+  r = Run("health", {}, o, {"service"});
+  EXPECT_EQ(r.code, kExitRpcError);
+  EXPECT_EQ(r.out, "health NOT_SERVING service=referral.v1.ReferralIntake\n");
+
+  o.service = "no.such.Service";
+  r = Run("health", {}, o, {"service"});
+  EXPECT_EQ(r.code, kExitRpcError);
+  EXPECT_THAT(r.err, StartsWith("referral_cli health: NOT_FOUND: "));
+}
+
+TEST(HealthCommandTest, AnUnreachableBrokerExitsOne) {
+  ChannelOptions options;
+  options.address = "127.0.0.1:1";  // nothing listens on port 1
+  std::ostringstream out, err;
+  CliEnv env;
+  env.channel = *ConnectToBroker(options);
+  env.out = &out;
+  env.err = &err;
+  EXPECT_EQ(RunCommand(*FindCommand("health"), env, {}, {}), kExitRpcError);
+  EXPECT_THAT(out.str(), IsEmpty());
+  EXPECT_THAT(err.str(), StartsWith("referral_cli health: UNAVAILABLE: "));
+}
+
 TEST_F(CliCommandsTest, UsageErrors) {
   // Wrong number of arguments.
   Result r = Run("status", {});
@@ -393,9 +798,23 @@ TEST(CommandTableTest, UsageListsEveryCommandOnce) {
           << spec.name << " requires undeclared --" << flag;
     }
   }
-  EXPECT_EQ(names.size(), 16u);
+  EXPECT_EQ(names.size(), 18u);
   EXPECT_EQ(FindCommand("dead_letters"), FindCommand("dead-letters"));
   EXPECT_EQ(FindCommand("nope"), nullptr);
+  // The operations commands sit in their groups.
+  const size_t ops = usage.find("\nOperations:\n");
+  const size_t admin = usage.find("\nAdministrators:\n");
+  ASSERT_NE(ops, std::string::npos);
+  ASSERT_NE(admin, std::string::npos);
+  for (const char* command :
+       {"\n  stats [--watch] [--watch_seconds=N] [--watch_count=N]\n",
+        "\n  health [--service=NAME]\n"}) {
+    const size_t at = usage.find(command);
+    EXPECT_TRUE(at > ops && at < admin) << command;
+  }
+  EXPECT_GT(usage.find("\n  backup create|list|verify [--backup_id=N]\n"),
+            admin);
+  EXPECT_THAT(usage, HasSubstr("\n  --plaintext "));
   EXPECT_EQ(CommandUsage("referral_cli", *FindCommand("decide")),
             "usage: referral_cli decide REFERRAL_ID --token=T "
             "--decision=NAME --rationale=TEXT [--feedback=TEXT]");

@@ -30,6 +30,32 @@ TEST(FormatTest, TimestampsAndDurations) {
   EXPECT_EQ(FormatDuration(d), "1ms");
 }
 
+TEST(FormatTest, BytesInBinaryUnitsAsOneToken) {
+  EXPECT_EQ(FormatBytes(0), "0B");
+  EXPECT_EQ(FormatBytes(1023), "1023B");
+  EXPECT_EQ(FormatBytes(1024), "1.0KiB");
+  EXPECT_EQ(FormatBytes(1536), "1.5KiB");
+  EXPECT_EQ(FormatBytes(12'897'485), "12.3MiB");
+  // Never "1024.0MiB": rounding up moves to the next unit.
+  EXPECT_EQ(FormatBytes(1024LL * 1024 * 1024 - 1), "1.0GiB");
+  EXPECT_EQ(FormatBytes(4'509'715'660), "4.2GiB");
+  EXPECT_EQ(FormatBytes(3LL << 50), "3.0PiB");
+  EXPECT_EQ(FormatBytes(-5), "0B");
+}
+
+TEST(FormatTest, BackupLines) {
+  v1::Backup backup;
+  backup.set_backup_id(7);
+  *backup.mutable_created_at() = At(kJan5);
+  backup.set_size_bytes(12'897'485);
+  backup.set_file_count(14);
+  EXPECT_EQ(BackupLine(backup),
+            "backup 7 created=2026-01-05T09:30:00Z size=12.3MiB files=14");
+  EXPECT_EQ(VerifiedBackupLine(backup),
+            "backup 7 verified: created=2026-01-05T09:30:00Z size=12.3MiB "
+            "files=14");
+}
+
 TEST(FormatTest, QuoteValue) {
   EXPECT_EQ(QuoteValue(""), "-");
   EXPECT_EQ(QuoteValue("-"), "\"-\"");

@@ -1,21 +1,26 @@
 // Test double: an in-process broker serving the public API over real gRPC
 // on a loopback port, with just enough state (referrals, leases, outcomes)
 // for the client units to be exercised end to end without the real broker,
-// plus switches to make calls fail. Header-only: clients tests may link the
-// generated API but not the server.
+// plus switches to make calls fail. It also serves gRPC's standard health
+// service (grpc.health.v1), SERVING unless a test says otherwise.
+// Header-only: clients tests may link the generated API but not the server.
 #ifndef REFERRAL_TESTS_CLIENTS_FAKE_BROKER_H_
 #define REFERRAL_TESTS_CLIENTS_FAKE_BROKER_H_
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "referral/v1/broker.grpc.pb.h"
@@ -48,6 +53,8 @@ class FakeBroker final : public fake_v1::ReferralIntake::Service,
   };
 
   FakeBroker() {
+    // Process-wide, but harmless: every fake broker serves health.
+    grpc::EnableDefaultHealthCheckService(true);
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
                              &port_);
@@ -99,6 +106,51 @@ class FakeBroker final : public fake_v1::ReferralIntake::Service,
     absl::MutexLock lock(&mu_);
     auto it = records_.find(id);
     return it == records_.end() ? Record() : it->second;
+  }
+
+  // --- Switches for the ops and admin calls
+  // ----------------------------------- Merged into every GetQueueStats answer
+  // (e.g. `at`, feedback rows).
+  void SetStatsExtras(const fake_v1::GetQueueStatsResponse& extras) {
+    absl::MutexLock lock(&mu_);
+    stats_extras_ = extras;
+  }
+  // The GetQueueStats calls numbered in `calls` (1-based) fail with `code`.
+  void FailStatsCalls(std::set<int> calls, grpc::StatusCode code) {
+    absl::MutexLock lock(&mu_);
+    fail_stats_calls_ = std::move(calls);
+    fail_code_ = code;
+  }
+  // GetQueueStats call number `call` hangs until the client cancels it;
+  // stats_call_hanging() is notified when it starts.
+  void HangStatsCall(int call) {
+    absl::MutexLock lock(&mu_);
+    hang_stats_call_ = call;
+  }
+  absl::Notification& stats_call_hanging() { return stats_call_hanging_; }
+  int stats_calls() const {
+    absl::MutexLock lock(&mu_);
+    return stats_calls_;
+  }
+  // A backup as if made earlier; CreateBackup numbers on from the highest.
+  void AddBackup(uint32_t id, absl::Time created, int64_t size_bytes,
+                 int32_t file_count) {
+    absl::MutexLock lock(&mu_);
+    fake_v1::Backup backup;
+    backup.set_backup_id(id);
+    *backup.mutable_created_at() = FakeTimestamp(created);
+    backup.set_size_bytes(size_bytes);
+    backup.set_file_count(file_count);
+    backups_.push_back(backup);
+  }
+  // VerifyBackup of `id` then fails with DATA_LOSS naming `file`.
+  void DamageBackup(uint32_t id, const std::string& file) {
+    absl::MutexLock lock(&mu_);
+    damaged_backups_[id] = file;
+  }
+  // `service` "" is the server as a whole.
+  void SetServing(const std::string& service, bool serving) {
+    server_->GetHealthCheckService()->SetServingStatus(service, serving);
   }
 
   // --- ReferralIntake --------------------------------------------------------
@@ -341,8 +393,24 @@ class FakeBroker final : public fake_v1::ReferralIntake::Service,
 
   // --- Operations ------------------------------------------------------------
   grpc::Status GetQueueStats(
-      grpc::ServerContext*, const fake_v1::GetQueueStatsRequest*,
+      grpc::ServerContext* context, const fake_v1::GetQueueStatsRequest*,
       fake_v1::GetQueueStatsResponse* response) override {
+    int call = 0;
+    bool hang = false;
+    {
+      absl::MutexLock lock(&mu_);
+      call = ++stats_calls_;
+      hang = call == hang_stats_call_;
+      if (fail_stats_calls_.count(call) > 0) {
+        return grpc::Status(fail_code_, "injected failure");
+      }
+    }
+    if (hang) {
+      stats_call_hanging_.Notify();
+      // Until the client cancels.
+      while (!context->IsCancelled()) absl::SleepFor(absl::Milliseconds(5));
+      return grpc::Status::CANCELLED;
+    }
     absl::MutexLock lock(&mu_);
     std::map<std::string, fake_v1::QueueStats> stats;
     for (const auto& [id, r] : records_) {
@@ -356,6 +424,7 @@ class FakeBroker final : public fake_v1::ReferralIntake::Service,
       }
     }
     for (auto& [name, q] : stats) *response->add_queues() = q;
+    response->MergeFrom(stats_extras_);
     return grpc::Status::OK;
   }
 
@@ -379,6 +448,51 @@ class FakeBroker final : public fake_v1::ReferralIntake::Service,
     response->set_queue("ifd-triage");
     response->set_state(fake_v1::REFERRAL_STATE_QUEUED);
     return grpc::Status::OK;
+  }
+
+  grpc::Status CreateBackup(grpc::ServerContext*,
+                            const fake_v1::CreateBackupRequest*,
+                            fake_v1::CreateBackupResponse* response) override {
+    absl::MutexLock lock(&mu_);
+    uint32_t id = 1;
+    for (const fake_v1::Backup& b : backups_) {
+      id = std::max(id, b.backup_id() + 1);
+    }
+    fake_v1::Backup backup;
+    backup.set_backup_id(id);
+    *backup.mutable_created_at() = FakeTimestamp(absl::Now());
+    backup.set_size_bytes(4096 + static_cast<int64_t>(records_.size()) * 512);
+    backup.set_file_count(5);
+    backups_.push_back(backup);
+    *response->mutable_backup() = backup;
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ListBackups(grpc::ServerContext*,
+                           const fake_v1::ListBackupsRequest*,
+                           fake_v1::ListBackupsResponse* response) override {
+    absl::MutexLock lock(&mu_);
+    for (const fake_v1::Backup& b : backups_) *response->add_backups() = b;
+    return grpc::Status::OK;
+  }
+
+  grpc::Status VerifyBackup(grpc::ServerContext*,
+                            const fake_v1::VerifyBackupRequest* request,
+                            fake_v1::VerifyBackupResponse* response) override {
+    absl::MutexLock lock(&mu_);
+    for (const fake_v1::Backup& b : backups_) {
+      if (b.backup_id() != request->backup_id()) continue;
+      if (auto it = damaged_backups_.find(b.backup_id());
+          it != damaged_backups_.end()) {
+        return grpc::Status(grpc::StatusCode::DATA_LOSS,
+                            absl::StrCat("backup ", b.backup_id(), ": ",
+                                         it->second, ": checksum mismatch"));
+      }
+      *response->mutable_backup() = b;
+      return grpc::Status::OK;
+    }
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        absl::StrCat("no backup ", request->backup_id()));
   }
 
  private:
@@ -414,6 +528,13 @@ class FakeBroker final : public fake_v1::ReferralIntake::Service,
   int submit_count_ ABSL_GUARDED_BY(mu_) = 0;
   int fail_every_submit_ ABSL_GUARDED_BY(mu_) = 0;
   grpc::StatusCode fail_code_ ABSL_GUARDED_BY(mu_) = grpc::StatusCode::OK;
+  fake_v1::GetQueueStatsResponse stats_extras_ ABSL_GUARDED_BY(mu_);
+  std::set<int> fail_stats_calls_ ABSL_GUARDED_BY(mu_);
+  int hang_stats_call_ ABSL_GUARDED_BY(mu_) = 0;
+  int stats_calls_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Notification stats_call_hanging_;
+  std::vector<fake_v1::Backup> backups_ ABSL_GUARDED_BY(mu_);
+  std::map<uint32_t, std::string> damaged_backups_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace referral::testing

@@ -53,6 +53,8 @@ constexpr Row kMatrix[] = {
     {BrokerMethod::kVerifyAudit,        n,     n,     n,  Y},
     {BrokerMethod::kReloadConfig,       n,     n,     n,  Y},
     {BrokerMethod::kCreateBackup,       n,     n,     n,  Y},
+    {BrokerMethod::kListBackups,        n,     n,     n,  Y},
+    {BrokerMethod::kVerifyBackup,       n,     n,     n,  Y},
 };
 // clang-format on
 

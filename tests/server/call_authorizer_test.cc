@@ -216,6 +216,20 @@ grpc::StatusCode Call(BrokerClients& c, const std::string& method) {
     v1::VerifyAuditResponse response;
     return c.operations->VerifyAudit(&ctx, {}, &response).error_code();
   }
+  if (method == "CreateBackup") {
+    v1::CreateBackupResponse response;
+    return c.operations->CreateBackup(&ctx, {}, &response).error_code();
+  }
+  if (method == "ListBackups") {
+    v1::ListBackupsResponse response;
+    return c.operations->ListBackups(&ctx, {}, &response).error_code();
+  }
+  if (method == "VerifyBackup") {
+    v1::VerifyBackupRequest request;
+    request.set_backup_id(1);
+    v1::VerifyBackupResponse response;
+    return c.operations->VerifyBackup(&ctx, request, &response).error_code();
+  }
   ADD_FAILURE() << "unknown method " << method;
   return grpc::StatusCode::UNKNOWN;
 }
@@ -232,6 +246,8 @@ TEST_F(CallAuthorizerTest, EachRoleMayCallOnlyItsMethods) {
       {"RecordDecision", "nYnn"},  {"ListNotices", "nYnn"},
       {"WatchQueue", "nYnn"},      {"GetQueueStats", "nnYY"},
       {"ListDeadLetters", "nnYY"}, {"RequeueDeadLetter", "nnnY"},
+      {"CreateBackup", "nnnY"},    {"ListBackups", "nnnY"},
+      {"VerifyBackup", "nnnY"},
   };
   const std::vector<std::string> clients = {"cambs-police", "triage-cli", "ops",
                                             "admin"};

@@ -916,6 +916,34 @@ TEST_F(ReferralStoreTest, OldestReadyFollowsClaimsAndReleases) {
   EXPECT_EQ(*Counts().oldest_ready_received_at, t0);
 }
 
+TEST_F(ReferralStoreTest, OldestReadyDueTimeIsThatOfTheOldestByReceipt) {
+  const absl::Time t0 = clock_.Now();
+  Submit("a", absl::Hours(5));  // oldest, but due last
+  clock_.Advance(absl::Minutes(1));
+  Submit("b", absl::Hours(1));  // due first, so delivered first
+  clock_.Advance(absl::Minutes(1));
+  Submit("c", absl::Hours(2));
+
+  // Not the earliest due time among the ready (b's): the oldest one's.
+  ASSERT_TRUE(Counts().oldest_ready_due_at.has_value());
+  EXPECT_EQ(*Counts().oldest_ready_due_at, t0 + absl::Hours(5));
+  const auto b = Claim(1);
+  const auto c = Claim(1);
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(*Counts().oldest_ready_due_at, t0 + absl::Hours(5));
+  const auto a = Claim(1);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_FALSE(Counts().oldest_ready_due_at.has_value());
+  // A released referral keeps its due time: c is now the oldest ready.
+  ASSERT_TRUE(Release(c[0]).ok());
+  EXPECT_EQ(*Counts().oldest_ready_due_at,
+            t0 + absl::Minutes(2) + absl::Hours(2));
+  Reopen();
+  EXPECT_EQ(*Counts().oldest_ready_received_at, t0 + absl::Minutes(2));
+  EXPECT_EQ(*Counts().oldest_ready_due_at,
+            t0 + absl::Minutes(2) + absl::Hours(2));
+}
+
 TEST_F(ReferralStoreTest, CommittedEventsDescribeEachChangeInOrder) {
   SubmitCommand command = MakeSubmit("a", clock_.Now());
   command.placement.notified_queues = {"edt"};
@@ -938,6 +966,71 @@ TEST_F(ReferralStoreTest, CommittedEventsDescribeEachChangeInOrder) {
   }
   // The notified queue is told, but holds nothing.
   EXPECT_EQ(store_->ReadyCount("edt"), 0);
+}
+
+TEST_F(ReferralStoreTest, EventsCarryAgencyTypeDecisionAndDeliveryAttempt) {
+  SubmitCommand command = MakeSubmit("a", clock_.Now());
+  command.referral.mutable_referrer()->set_agency_type(
+      ::referral::v1::AGENCY_TYPE_POLICE);
+  ASSERT_TRUE(SubmitNow(*store_, command).ok());
+  const auto first = Claim(1, absl::Minutes(1));  // delivery 1
+  ASSERT_EQ(first.size(), 1u);
+  ASSERT_TRUE(Release(first[0]).ok());
+  const auto second = Claim(1, absl::Minutes(1));  // delivery 2
+  ASSERT_EQ(second.size(), 1u);
+  clock_.Advance(absl::Minutes(2));
+  ASSERT_EQ(ExpireNow(*store_).value(), 1);
+  const auto third = Claim(1);  // delivery 3, after an expired lease
+  ASSERT_EQ(third.size(), 1u);
+  ASSERT_TRUE(
+      Decide(third[0], ::referral::v1::DECISION_NO_FURTHER_ACTION).ok());
+
+  const auto events = TakeEvents();
+  std::vector<QueueEvent::Kind> kinds;
+  std::vector<int> attempts;
+  for (const QueueEvent& event : events) {
+    kinds.push_back(event.kind());
+    EXPECT_EQ(event.agency_type(), ::referral::v1::AGENCY_TYPE_POLICE)
+        << QueueEvent::Kind_Name(event.kind());
+    EXPECT_FALSE(event.notice_only());
+    if (event.kind() == QueueEvent::KIND_CLAIMED) {
+      attempts.push_back(event.delivery_attempt());
+    } else {
+      EXPECT_EQ(event.delivery_attempt(), 0);
+    }
+    if (event.kind() == QueueEvent::KIND_DECIDED) {
+      EXPECT_EQ(event.decision(), ::referral::v1::DECISION_NO_FURTHER_ACTION);
+    } else {
+      EXPECT_EQ(event.decision(), ::referral::v1::DECISION_UNSPECIFIED);
+    }
+  }
+  EXPECT_THAT(kinds,
+              ElementsAre(QueueEvent::KIND_ARRIVED, QueueEvent::KIND_CLAIMED,
+                          QueueEvent::KIND_RELEASED, QueueEvent::KIND_CLAIMED,
+                          QueueEvent::KIND_LEASE_EXPIRED,
+                          QueueEvent::KIND_CLAIMED, QueueEvent::KIND_DECIDED));
+  EXPECT_THAT(attempts, ElementsAre(1, 2, 3));
+}
+
+TEST_F(ReferralStoreTest, ANotifiedQueueIsToldItHoldsOnlyANotice) {
+  SubmitCommand command = MakeSubmit("a", clock_.Now());
+  // A repeated notified queue still gets one event, and the work queue
+  // itself is not "notified".
+  command.placement.notified_queues = {"edt", kQueue, "edt", "mash-health"};
+  ASSERT_TRUE(SubmitNow(*store_, command).ok());
+
+  const auto events = TakeEvents();
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].queue(), kQueue);
+  EXPECT_FALSE(events[0].notice_only());
+  EXPECT_EQ(events[1].queue(), "edt");
+  EXPECT_TRUE(events[1].notice_only());
+  EXPECT_EQ(events[2].queue(), "mash-health");
+  EXPECT_TRUE(events[2].notice_only());
+  for (const QueueEvent& event : events) {
+    EXPECT_EQ(event.kind(), QueueEvent::KIND_ARRIVED);
+    EXPECT_EQ(event.agency_type(), ::referral::v1::AGENCY_TYPE_SCHOOL);
+  }
 }
 
 // --- Failed commits.

@@ -47,6 +47,17 @@ absl::StatusOr<int> WaitForExit(pid_t pid) {
   return 128 + WTERMSIG(status);
 }
 
+// The port a broker wrote to `path`, or 0 if none (yet).
+int ReadPortFile(const std::string& path) {
+  std::ifstream in(path);
+  std::string text;
+  int port = 0;
+  if (in && std::getline(in, text) && absl::SimpleAtoi(text, &port)) {
+    return port;
+  }
+  return 0;
+}
+
 }  // namespace
 
 TempDir::TempDir() {
@@ -65,10 +76,22 @@ TempDir::~TempDir() {
 absl::StatusOr<std::unique_ptr<BrokerProcess>> BrokerProcess::Start(
     BrokerProcessOptions options) {
   const std::string port_file = options.data_dir + ".port";
-  std::filesystem::remove(port_file);
-  std::vector<std::string> args = {REFERRAL_BROKER_BIN, "--listen=127.0.0.1:0",
+  const std::string metrics_port_file = options.data_dir + ".metrics_port";
+  const std::string health_port_file = options.data_dir + ".health_port";
+  for (const std::string& file :
+       {port_file, metrics_port_file, health_port_file}) {
+    std::filesystem::remove(file);
+  }
+  std::vector<std::string> args = {REFERRAL_BROKER_BIN,
+                                   "--listen=127.0.0.1:0",
                                    "--data_dir=" + options.data_dir,
-                                   "--port_file=" + port_file};
+                                   "--port_file=" + port_file,
+                                   "--metrics_listen=127.0.0.1:0",
+                                   "--metrics_port_file=" + metrics_port_file};
+  if (options.health_port) {
+    args.push_back("--health_listen=127.0.0.1:0");
+    args.push_back("--health_port_file=" + health_port_file);
+  }
   if (options.insecure_development) args.push_back("--insecure_development");
   args.insert(args.end(), options.flags.begin(), options.flags.end());
   std::vector<char*> argv = ToArgv(args);
@@ -93,12 +116,12 @@ absl::StatusOr<std::unique_ptr<BrokerProcess>> BrokerProcess::Start(
       return absl::FailedPreconditionError(
           absl::StrCat("broker exited during start-up, status ", status));
     }
-    std::ifstream in(port_file);
-    std::string text;
-    int port = 0;
-    if (in && std::getline(in, text) && absl::SimpleAtoi(text, &port) &&
-        port > 0) {
-      return std::unique_ptr<BrokerProcess>(new BrokerProcess(pid, port));
+    // The other ports are written before the gRPC port file.
+    const int port = ReadPortFile(port_file);
+    if (port > 0) {
+      return std::unique_ptr<BrokerProcess>(
+          new BrokerProcess(pid, port, ReadPortFile(metrics_port_file),
+                            ReadPortFile(health_port_file)));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }

@@ -39,6 +39,9 @@ struct BrokerProcessOptions {
   bool insecure_development = true;
   // Where the broker's stderr goes (appended); empty: inherit.
   std::string log_file;
+  // Also serve the plaintext health-only port (--health_listen) on an
+  // ephemeral port.
+  bool health_port = false;
 };
 
 class BrokerProcess {
@@ -52,6 +55,10 @@ class BrokerProcess {
 
   int port() const { return port_; }
   std::string address() const;
+  // The Prometheus endpoint (always on, on an ephemeral port).
+  int metrics_port() const { return metrics_port_; }
+  // The health-only port when options.health_port, else 0.
+  int health_port() const { return health_port_; }
   pid_t pid() const { return pid_; }
 
   // SIGKILL: the crash the store must survive.
@@ -60,9 +67,15 @@ class BrokerProcess {
   absl::StatusOr<int> Terminate();
 
  private:
-  BrokerProcess(pid_t pid, int port) : pid_(pid), port_(port) {}
+  BrokerProcess(pid_t pid, int port, int metrics_port, int health_port)
+      : pid_(pid),
+        port_(port),
+        metrics_port_(metrics_port),
+        health_port_(health_port) {}
   pid_t pid_;
   int port_;
+  int metrics_port_;
+  int health_port_;
   bool reaped_ = false;
 };
 

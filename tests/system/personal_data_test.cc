@@ -1,8 +1,8 @@
 // Personal data stays where it belongs, checked through the real broker
 // binary: a child's name sent in a referral appears in no file of the data
-// directory (encryption at rest) and in no log line, the referral is read
-// back after a restart with the same key, and a wrong key stops the broker
-// with a clear error and changes nothing.
+// directory (encryption at rest), no backup file, no log line and no metric;
+// the referral is read back after a restart with the same key, and a wrong
+// key stops the broker with a clear error and changes nothing.
 #include <grpcpp/grpcpp.h>
 
 #include <filesystem>
@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "support/broker_process.h"
 #include "support/dev_pki.h"
+#include "support/http_get.h"
 #include "support/sample_referral.h"
 
 namespace referral {
@@ -72,8 +73,10 @@ TEST(PersonalDataTest, NoPersonalDataInTheDataDirectoryAndAWrongKeyIsRefused) {
       "--tls_client_ca_file=" + pki + "/ca.pem",
       absl::StrCat("--principals_file=", REFERRAL_SOURCE_DIR,
                    "/server/config/principals.txtpb"),
-      "--encryption_key_file=" + key};
+      "--encryption_key_file=" + key,
+      "--backup_dir=" + dir.Sub("backups")};
   std::string referral_id;
+  std::string metrics;
   {
     auto broker = BrokerProcess::Start({.data_dir = data,
                                         .flags = flags,
@@ -101,9 +104,27 @@ TEST(PersonalDataTest, NoPersonalDataInTheDataDirectoryAndAWrongKeyIsRefused) {
     EXPECT_EQ(clients.intake->SubmitReferral(&bad_context, request, &response)
                   .error_code(),
               grpc::StatusCode::INVALID_ARGUMENT);
+    // An online backup (as admin) is encrypted like the store itself.
+    auto admin_channel =
+        testing::TlsChannel((*broker)->address(), pki, "admin");
+    ASSERT_TRUE(admin_channel.ok());
+    BrokerClients admin(*admin_channel);
+    grpc::ClientContext backup_context;
+    v1::CreateBackupResponse backup;
+    ASSERT_TRUE(
+        admin.operations->CreateBackup(&backup_context, {}, &backup).ok());
+    // What Prometheus would scrape.
+    auto scraped = testing::HttpGet((*broker)->metrics_port(), "/metrics");
+    ASSERT_TRUE(scraped.ok()) << scraped.status();
+    metrics = scraped->body;
+    ASSERT_THAT(metrics, HasSubstr("referral_intake_total"));
     // A clean shutdown flushes memtables into table files too.
     ASSERT_TRUE((*broker)->Terminate().ok());
   }
+  EXPECT_THAT(FilesContaining(dir.Sub("backups"), kGivenName),
+              ::testing::IsEmpty());
+  EXPECT_THAT(FilesContaining(dir.Sub("backups"), kFamilyName),
+              ::testing::IsEmpty());
   EXPECT_THAT(FilesContaining(data, kGivenName), ::testing::IsEmpty());
   EXPECT_THAT(FilesContaining(data, kFamilyName), ::testing::IsEmpty());
   EXPECT_THAT(FilesContaining(data, referral_id), ::testing::IsEmpty());
@@ -122,6 +143,7 @@ TEST(PersonalDataTest, NoPersonalDataInTheDataDirectoryAndAWrongKeyIsRefused) {
         sample.children(0).address().lines(0), sample.description(),
         sample.child_voice().words(), sample.referrer().name()}) {
     EXPECT_THAT(*log, ::testing::Not(HasSubstr(personal))) << personal;
+    EXPECT_THAT(metrics, ::testing::Not(HasSubstr(personal))) << personal;
   }
 
   // Another key: the broker refuses to start and says why.

@@ -19,6 +19,18 @@ struct BrokerOptions {
   // host:port; port 0 picks a free port (see Broker::port()).
   std::string listen_address = "127.0.0.1:50051";
   std::string data_dir = "data";
+  // host:port of the Prometheus endpoint (GET /metrics, plain HTTP; counts
+  // and labels only, never personal data). Port 0 picks a free port (see
+  // Broker::metrics_port()). Empty: no metrics endpoint.
+  std::string metrics_listen;
+  // host:port of a second, plaintext gRPC port that serves only the
+  // standard health service (grpc.health.v1.Health), for probes that cannot
+  // present a client certificate (Kubernetes, Docker). Empty: none; the
+  // health service is on the main port either way.
+  std::string health_listen;
+  // Where CreateBackup writes online backups (RocksDB BackupEngine). Empty:
+  // backups are refused with FAILED_PRECONDITION.
+  std::string backup_dir;
   // Mutual TLS: the broker's certificate and key, and the CA whose client
   // certificates it accepts. Calls are mapped to principals (roles) by the
   // principals file. All four are needed unless insecure_development.
@@ -60,6 +72,9 @@ struct BrokerOptions {
   int max_message_bytes = 4 * 1024 * 1024;
   // Time granted to in-flight calls on shutdown before they are cancelled.
   absl::Duration shutdown_grace = absl::Seconds(10);
+  // On shutdown, health turns NOT_SERVING this long before the broker stops
+  // accepting calls, so load balancers and Kubernetes stop sending work.
+  absl::Duration shutdown_drain = absl::ZeroDuration();
   // The broker's time source (receipt, leases, due times); tests set it.
   std::function<absl::Time()> clock = [] { return absl::Now(); };
 };
@@ -68,14 +83,21 @@ class Broker {
  public:
   // Opens the store, loads the rules and starts serving.
   static absl::StatusOr<std::unique_ptr<Broker>> Start(BrokerOptions options);
+  // Everything Start checks before it opens the store or binds a port:
+  // values in range, rules, calendar, principals, TLS and key files
+  // readable and well-formed. The error names the setting (or file, line
+  // and column) and the problem. For --check-config.
+  static absl::Status CheckOptions(const BrokerOptions& options);
   // Shuts down (if not already) and closes the store.
   virtual ~Broker() = default;
 
   Broker(const Broker&) = delete;
   Broker& operator=(const Broker&) = delete;
 
-  // The port actually bound.
+  // The ports actually bound (0 when that endpoint is off).
   virtual int port() const = 0;
+  virtual int metrics_port() const = 0;
+  virtual int health_port() const = 0;
   // Re-reads the routing and calendar files; on error keeps the old rules
   // and returns the reason (file, line and problem).
   virtual absl::Status ReloadRules() = 0;

@@ -88,6 +88,11 @@ struct StoreOptions {
   // events it produced, in commit order (for WatchQueue).
   std::function<void(const std::vector<::referral::v1::QueueEvent>&)>
       on_committed;
+  // Called when the store's ability to commit changes between OK and not
+  // OK (see WriteHealth), with the new health; never twice with the same
+  // side. Runs on the commit thread or the reaper thread: keep it short and
+  // never call a mutation synchronously from it (WriteHealth is fine).
+  std::function<void(const absl::Status&)> on_write_health_changed;
   // Largest number of mutations joined into one synced write.
   int max_group_size = 512;
   // The window of the time-to-decision figures in QueueCounts: decisions
@@ -210,6 +215,9 @@ struct QueueCounts {
   int64_t claimed = 0;
   int64_t dead_letters = 0;
   std::optional<absl::Time> oldest_ready_received_at;
+  // The due time of that same referral (the oldest ready one by receipt),
+  // so operators can see how far the head of the backlog is past due.
+  std::optional<absl::Time> oldest_ready_due_at;
   int64_t overdue = 0;          // ready or claimed with due_at <= now
   int64_t due_within_hour = 0;  // ready or claimed, now < due_at <= now+1h
 
@@ -237,6 +245,35 @@ struct OutcomeBacklog {
   int64_t overdue = 0;
   // The decision time of the oldest unacknowledged outcome.
   absl::Time oldest_decided_at;
+};
+
+// What the store occupies, for the operators' metrics.
+struct StoreStatistics {
+  // Every file under the data directory (database, logs, key check): what
+  // the disk actually holds, encryption overhead included.
+  int64_t disk_bytes = 0;
+  // RocksDB's estimate of what compaction still has to rewrite, summed over
+  // the column families; it grows when writes outpace compaction.
+  int64_t pending_compaction_bytes = 0;
+};
+
+// One backup in a backup directory.
+struct BackupInfo {
+  uint32_t backup_id = 0;  // 1, 2, ... in order of creation
+  absl::Time created_at;   // whole seconds
+  // What the backup holds (its files before any encryption overhead; files
+  // shared with other backups count in each).
+  int64_t size_bytes = 0;
+  int32_t file_count = 0;
+};
+
+// A backup directory and the key its backups are encrypted with (empty for
+// a store without encryption at rest). A directory holds backups of one
+// kind only: encrypted ones carry a KEYCHECK file for their key, and are
+// refused without it or with another key.
+struct BackupLocation {
+  std::string backup_dir;
+  std::string encryption_key_file;
 };
 
 class ReferralStore {
@@ -335,6 +372,57 @@ class ReferralStore {
   // Whether the queue has ever held a referral or a notice (cheap: kept in
   // memory); the queues GetQueueCounts lists.
   virtual bool KnowsQueue(std::string_view queue) = 0;
+
+  // --- Operations. ----------------------------------------------------------
+
+  // Cheap enough for every metrics scrape: a walk of the data directory and
+  // one in-memory property per column family.
+  virtual StoreStatistics GetStoreStatistics() = 0;
+
+  // OK while commits succeed. After a failed commit: its error
+  // (RESOURCE_EXHAUSTED for a full disk, UNAVAILABLE otherwise), until the
+  // store has shown it can write again. Meanwhile it tries to recover by
+  // itself, at most once a second: before the next commit that has
+  // something to write, and on the reaper's tick (so an idle store recovers
+  // too), once a test file can be written to the data directory, by
+  // resuming RocksDB from its background error and making a small synced
+  // write. Commits refused meanwhile store nothing. Failures RocksDB 7.8
+  // treats as fatal (an I/O error other than a full disk on its log, or
+  // failing to create a new log) stay until the broker restarts; the
+  // status then says so.
+  virtual absl::Status WriteHealth() = 0;
+
+  // Takes an online, consistent backup into `backup_dir` (created if
+  // missing; never inside the data directory) while the store keeps
+  // committing: the copy runs on the store's backup thread, never on the
+  // commit thread. Every mutation whose `done` saw OK before this call is in
+  // the backup: it copies the table files and the synced write-ahead log
+  // as it stands when the backup starts, rather than forcing a flush. One
+  // backup at a time: while one runs, another request fails at once with
+  // ABORTED (retry when it has finished). With encryption at rest the
+  // backup is encrypted with the store's key. Old backups are kept (no
+  // pruning). `done` runs on the backup thread.
+  virtual void CreateBackup(std::string backup_dir, Done<BackupInfo> done) = 0;
+
+  // The backups in a directory, oldest first (empty when the directory does
+  // not exist). Safe while a broker writes to the same directory, and
+  // without any store open. FAILED_PRECONDITION when the key does not fit
+  // the directory (missing, wrong, or given for unencrypted backups).
+  static absl::StatusOr<std::vector<BackupInfo>> ListBackups(
+      const BackupLocation& location);
+  // Reads a whole backup back and checks every file against the checksum
+  // taken when it was written. NOT_FOUND for an unknown id; DATA_LOSS
+  // naming the first damaged or missing file.
+  static absl::StatusOr<BackupInfo> VerifyBackup(const BackupLocation& location,
+                                                 uint32_t backup_id);
+  // Rebuilds a data directory from a backup (nullopt: the latest), for
+  // ReferralStore::Open with the same key file. Offline: `data_dir` must
+  // not exist or be empty (FAILED_PRECONDITION otherwise), and is left as
+  // it was when the restore fails. Every file is checked against its
+  // checksum as it is copied (DATA_LOSS if one does not match).
+  static absl::Status RestoreBackup(const BackupLocation& location,
+                                    std::optional<uint32_t> backup_id,
+                                    const std::string& data_dir);
 
  protected:
   ReferralStore() = default;

@@ -1,0 +1,331 @@
+// Specifies what the store tells operators about itself: how much disk it
+// occupies, how much compaction is pending, and whether it can write; and
+// that after failed writes (a full disk above all) it recovers by itself
+// once writing works again, without losing or half-writing anything.
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "key_codec.h"
+#include "referral_store_internal.h"
+#include "storage/referral_store.h"
+#include "storage/store_test_util.h"
+
+namespace referral::storage {
+namespace {
+
+using testing::FakeClock;
+using testing::MakeSubmit;
+using testing::SubmitNow;
+using testing::TempDir;
+
+constexpr char kQueue[] = "front-door";
+
+// Records every call of on_write_health_changed.
+class HealthLog {
+ public:
+  std::function<void(const absl::Status&)> Callback() {
+    return [this](const absl::Status& health) {
+      absl::MutexLock lock(&mu_);
+      changes_.push_back(health);
+    };
+  }
+  std::vector<absl::Status> Changes() const {
+    absl::MutexLock lock(&mu_);
+    return changes_;
+  }
+  // Waits (bounded) until the last change reported is OK.
+  bool AwaitHealthy(absl::Duration timeout) const {
+    absl::MutexLock lock(&mu_);
+    return mu_.AwaitWithTimeout(
+        absl::Condition(
+            +[](const std::vector<absl::Status>* changes) {
+              return !changes->empty() && changes->back().ok();
+            },
+            &changes_),
+        timeout);
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::vector<absl::Status> changes_ ABSL_GUARDED_BY(mu_);
+};
+
+bool IsWriteFailure(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kResourceExhausted ||
+         status.code() == absl::StatusCode::kUnavailable;
+}
+
+class StoreHealthTest : public ::testing::Test {
+ protected:
+  StoreOptions Options(const std::string& path) {
+    StoreOptions options;
+    options.path = path;
+    options.clock = [this] { return clock_.Now(); };
+    options.lease_check_interval = absl::ZeroDuration();
+    options.on_write_health_changed = health_.Callback();
+    return options;
+  }
+
+  void Open(StoreOptions options) {
+    store_.reset();
+    auto store = ReferralStore::Open(std::move(options));
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+  }
+
+  StoredReferral Submit(const std::string& key,
+                        const std::string& description = "Concern.") {
+    SubmitCommand command = MakeSubmit(key, clock_.Now(), kQueue);
+    command.referral.set_description(description);
+    auto result = SubmitNow(*store_, std::move(command));
+    EXPECT_TRUE(result.ok()) << result.status();
+    return result.ok() ? result->record : StoredReferral();
+  }
+
+  TempDir dir_;
+  FakeClock clock_;
+  HealthLog health_;  // outlives the store, which reports into it
+  std::unique_ptr<ReferralStore> store_;
+};
+
+// --- Statistics. -------------------------------------------------------------
+
+TEST_F(StoreHealthTest, StatisticsMeasureTheDataDirectoryOnDisk) {
+  Open(Options(dir_.path()));
+  const StoreStatistics empty = store_->GetStoreStatistics();
+  EXPECT_GT(empty.disk_bytes, 0);  // a new store already has its files
+  EXPECT_GE(empty.pending_compaction_bytes, 0);
+
+  // 40 referrals of 25 kB each: at least 1 MB more in the synced log.
+  const std::string description(25'000, 'x');
+  for (int i = 0; i < 40; ++i) Submit(absl::StrCat("k", i), description);
+  const StoreStatistics written = store_->GetStoreStatistics();
+  EXPECT_GE(written.disk_bytes - empty.disk_bytes, 1'000'000);
+  EXPECT_GE(written.pending_compaction_bytes, 0);
+
+  // What the disk holds, whoever wrote it: a file an operator left there
+  // counts too.
+  {
+    const std::string extra = dir_.path() + "/operator-notes";
+    FILE* file = std::fopen(extra.c_str(), "w");
+    ASSERT_NE(file, nullptr);
+    const std::string bytes(100'000, 'n');
+    std::fwrite(bytes.data(), 1, bytes.size(), file);
+    std::fclose(file);
+  }
+  EXPECT_GE(store_->GetStoreStatistics().disk_bytes - written.disk_bytes,
+            100'000);
+}
+
+// --- Write health. -----------------------------------------------------------
+
+TEST_F(StoreHealthTest, HealthyStoreNeverCallsTheHealthCallback) {
+  Open(Options(dir_.path()));
+  EXPECT_TRUE(store_->WriteHealth().ok());
+  Submit("a");
+  Submit("b");
+  EXPECT_TRUE(store_->WriteHealth().ok());
+  EXPECT_THAT(health_.Changes(), ::testing::IsEmpty());
+}
+
+TEST_F(StoreHealthTest, AFailedCommitMakesTheStoreUnhealthyUntilOneSucceeds) {
+  Open(Options(dir_.path()));
+  const StoredReferral first = Submit("a");
+
+  internal::FailNextWrite(*store_, internal::WriteFailure::kNoSpace);
+  auto failed = SubmitNow(*store_, MakeSubmit("b", clock_.Now(), kQueue));
+  EXPECT_EQ(failed.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(store_->WriteHealth().code(), absl::StatusCode::kResourceExhausted);
+  ASSERT_EQ(health_.Changes().size(), 1u);
+  EXPECT_EQ(health_.Changes()[0].code(), absl::StatusCode::kResourceExhausted);
+
+  // The next commit first shows that writing works, then goes through.
+  const StoredReferral second = Submit("b");
+  EXPECT_EQ(second.seq(), first.seq() + 1);  // nothing of the failure kept
+  EXPECT_TRUE(store_->WriteHealth().ok());
+  ASSERT_EQ(health_.Changes().size(), 2u);
+  EXPECT_TRUE(health_.Changes()[1].ok());
+
+  // Any other failure is UNAVAILABLE.
+  internal::FailNextWrite(*store_, internal::WriteFailure::kIoError);
+  EXPECT_EQ(
+      SubmitNow(*store_, MakeSubmit("c", clock_.Now(), kQueue)).status().code(),
+      absl::StatusCode::kUnavailable);
+  EXPECT_EQ(store_->WriteHealth().code(), absl::StatusCode::kUnavailable);
+  Submit("c");
+  EXPECT_TRUE(store_->WriteHealth().ok());
+  ASSERT_EQ(health_.Changes().size(), 4u);
+  EXPECT_EQ(health_.Changes()[2].code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(health_.Changes()[3].ok());
+}
+
+TEST_F(StoreHealthTest, AnIdleStoreRecoversOnTheReapersTick) {
+  StoreOptions options = Options(dir_.path());
+  options.lease_check_interval = absl::Milliseconds(20);
+  Open(std::move(options));
+  internal::FailNextWrite(*store_, internal::WriteFailure::kIoError);
+  EXPECT_FALSE(SubmitNow(*store_, MakeSubmit("a", clock_.Now(), kQueue)).ok());
+  EXPECT_FALSE(store_->WriteHealth().ok());
+  // Nothing else is submitted: the reaper alone notices writing works.
+  ASSERT_TRUE(health_.AwaitHealthy(absl::Seconds(30)));
+  EXPECT_TRUE(store_->WriteHealth().ok());
+  ASSERT_EQ(health_.Changes().size(), 2u);
+  EXPECT_EQ(health_.Changes()[0].code(), absl::StatusCode::kUnavailable);
+}
+
+// --- A real full disk. -------------------------------------------------------
+
+// A store on a small tmpfs of its own, which the test fills up.
+class FullDiskTest : public StoreHealthTest {
+ protected:
+  void SetUp() override {
+    mount_point_ = dir_.path() + "/small-disk";
+    ASSERT_EQ(::mkdir(mount_point_.c_str(), 0700), 0) << std::strerror(errno);
+    if (::mount("tmpfs", mount_point_.c_str(), "tmpfs", 0,
+                "size=16m,mode=0700") != 0) {
+      GTEST_SKIP() << "cannot mount a 16 MB tmpfs at " << mount_point_ << ": "
+                   << std::strerror(errno)
+                   << " (this test needs root or CAP_SYS_ADMIN)";
+    }
+    mounted_ = true;
+  }
+  void TearDown() override {
+    store_.reset();
+    if (mounted_ && ::umount2(mount_point_.c_str(), MNT_DETACH) != 0) {
+      ADD_FAILURE() << "umount " << mount_point_ << ": "
+                    << std::strerror(errno);
+    }
+  }
+
+  // Writes until the filesystem refuses, in ever smaller pieces so that no
+  // free page is left. Returns how much it wrote.
+  int64_t FillUp(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    EXPECT_GE(fd, 0) << std::strerror(errno);
+    const std::string chunk(1 << 20, 'f');
+    int64_t written = 0;
+    for (size_t piece : {size_t{1} << 20, size_t{65536}, size_t{4096},
+                         size_t{512}, size_t{1}}) {
+      for (;;) {
+        const ssize_t n = ::write(fd, chunk.data(), piece);
+        if (n <= 0) break;
+        written += n;
+      }
+    }
+    EXPECT_EQ(errno, ENOSPC);
+    ::fsync(fd);
+    ::close(fd);
+    return written;
+  }
+
+  std::string mount_point_;
+  bool mounted_ = false;
+
+  // Fills the disk under a store, then frees it: see the tests below.
+  void FillAndFreeTheDisk(const std::string& key_file);
+};
+
+TEST_F(FullDiskTest, RecoversOnItsOwnOnceSpaceIsFreedAndLosesNothing) {
+  FillAndFreeTheDisk("");
+}
+
+TEST_F(FullDiskTest, AnEncryptedStoreRecoversAlike) {
+  const std::string key = dir_.path() + "/store.key";  // off the small disk
+  { std::ofstream(key) << std::string(64, 'c') << "\n"; }
+  ASSERT_EQ(::chmod(key.c_str(), 0600), 0);
+  FillAndFreeTheDisk(key);
+}
+
+void FullDiskTest::FillAndFreeTheDisk(const std::string& key_file) {
+  if (IsSkipped()) return;
+  const std::string data = mount_point_ + "/data";
+  StoreOptions options = Options(data);
+  options.encryption_key_file = key_file;
+  options.lease_check_interval = absl::Milliseconds(50);
+  Open(options);
+  ASSERT_NE(store_, nullptr);
+  std::vector<StoredReferral> acknowledged;
+  for (int i = 0; i < 5; ++i) {
+    acknowledged.push_back(Submit(absl::StrCat("before-", i)));
+  }
+
+  const std::string filler = mount_point_ + "/filler";
+  ASSERT_GT(FillUp(filler), 0);
+  // Larger than any page the log may still have free.
+  const std::string large(512 * 1024, 'x');
+  SubmitCommand refused = MakeSubmit("refused", clock_.Now(), kQueue);
+  refused.referral.set_description(large);
+  auto failed = SubmitNow(*store_, refused);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_TRUE(IsWriteFailure(failed.status())) << failed.status();
+  EXPECT_TRUE(IsWriteFailure(store_->WriteHealth())) << store_->WriteHealth();
+  ASSERT_FALSE(health_.Changes().empty());
+  EXPECT_TRUE(IsWriteFailure(health_.Changes()[0])) << health_.Changes()[0];
+  EXPECT_FALSE(health_.Changes().back().ok());
+  // While the disk is full every write is refused, and nothing of the
+  // refused referral can be read.
+  EXPECT_FALSE(
+      SubmitNow(*store_, MakeSubmit("also-refused", clock_.Now(), kQueue))
+          .ok());
+  const std::string would_be_id =
+      keys::FormatReferralId(2026, acknowledged.back().seq() + 1);
+  EXPECT_EQ(store_->GetReferral(would_be_id).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->ReadyCount(kQueue), 5);
+
+  ASSERT_EQ(::unlink(filler.c_str()), 0) << std::strerror(errno);
+  ASSERT_TRUE(health_.AwaitHealthy(absl::Seconds(60)))
+      << "no recovery after the disk had space again; health: "
+      << store_->WriteHealth();
+  EXPECT_TRUE(store_->WriteHealth().ok());
+
+  // The refused referral was never stored: its key is free, and it takes
+  // the reference it would have had.
+  auto retried = SubmitNow(*store_, refused);
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  EXPECT_FALSE(retried->duplicate);
+  EXPECT_EQ(retried->record.referral_id(), would_be_id);
+  acknowledged.push_back(retried->record);
+  acknowledged.push_back(Submit("after"));
+
+  auto all_readable = [&] {
+    for (const StoredReferral& record : acknowledged) {
+      auto read = store_->GetReferral(record.referral_id());
+      ASSERT_TRUE(read.ok()) << record.referral_id() << ": " << read.status();
+      EXPECT_EQ(read->idempotency_key(), record.idempotency_key());
+    }
+    EXPECT_EQ(store_->ReadyCount(kQueue), 7);
+  };
+  all_readable();
+  // And all of it is durable: the log written after the recovery replays.
+  store_.reset();
+  StoreOptions reopen = Options(data);
+  reopen.encryption_key_file = key_file;
+  Open(reopen);
+  ASSERT_NE(store_, nullptr);
+  all_readable();
+  auto audit = store_->VerifyAudit();
+  ASSERT_TRUE(audit.ok()) << audit.status();
+  EXPECT_TRUE(audit->intact) << audit->problem;
+}
+
+}  // namespace
+}  // namespace referral::storage
