@@ -134,7 +134,24 @@ rocksdb::DBOptions DatabaseOptions() {
   options.bytes_per_sync = 1 << 20;
   // Bound the write-ahead log so that rarely written families get flushed.
   options.max_total_wal_size = 256 << 20;
+  // Every acknowledged write was synced into the log, so replay must not
+  // stop early: the default (kPointInTimeRecovery) stops silently at the
+  // first damaged record and drops every acknowledged write after it. This
+  // mode still accepts an incomplete last record (a crash in the middle of
+  // an unacknowledged write) and refuses to open on damage anywhere else.
+  options.wal_recovery_mode =
+      rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   return options;
+}
+
+// A store that RocksDB found damaged (a checksum mismatch in a table file,
+// the manifest or the write-ahead log). Its message names the file where
+// RocksDB does, and says what to do: serving from it could hand out wrong
+// data or silently miss acknowledged referrals.
+absl::Status DamagedStoreError(const rocksdb::Status& status) {
+  return absl::DataLossError(
+      absl::StrCat("the data directory is damaged (", status.ToString(),
+                   "); refusing to serve from it: restore it from a backup"));
 }
 
 // Parses a page token: the hex of the last key of the previous page, which
@@ -431,7 +448,23 @@ absl::StatusOr<std::unique_ptr<ReferralStoreImpl>> ReferralStoreImpl::OpenImpl(
   }
   rocksdb::Status s =
       rocksdb::DB::Open(db_options, options.path, descriptors, &handles, &db);
+  if (s.IsCorruption()) return DamagedStoreError(s);
   if (!s.ok()) return FromRocksStatus(s, "open");
+  // RocksDB reads table files lazily: without this a damaged file would
+  // only show when a read reached it, possibly long after the broker started
+  // serving, and the damaged records would be missing from the queues
+  // rebuilt below. Reading every block once (checksums verified) refuses a
+  // damaged store before anything is served; it costs one sequential read
+  // of the data at start (README: "Durability and the store").
+  s = db->VerifyChecksum();
+  if (!s.ok()) {
+    for (rocksdb::ColumnFamilyHandle* handle : handles) {
+      db->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+    }
+    db->Close().PermitUncheckedError();
+    delete db;
+    return DamagedStoreError(s);
+  }
 
   std::unique_ptr<ReferralStoreImpl> store(new ReferralStoreImpl(
       std::move(options), std::move(env), std::move(info_log),
@@ -1113,10 +1146,21 @@ absl::Status ReferralStoreImpl::TryRestoreWrites() {
     health =
         absl::Status(health.code(), absl::StrCat(health.message(), kRestart));
   }
+  // The first time the store knows it cannot resume in place, operators
+  // must hear it (the broker logs it): nothing will recover by itself.
+  bool needs_restart;
   {
     absl::MutexLock lock(&health_mu_);
+    needs_restart = absl::StrContains(health.message(), kRestart) &&
+                    !absl::StrContains(write_health_.message(), kRestart);
     write_health_ = health;
     writes_healthy_.store(health.ok());
+  }
+  if (needs_restart) {
+    LogWarning(health.ToString());
+    if (options_.on_write_health_changed) {
+      options_.on_write_health_changed(health);
+    }
   }
   if (health.ok()) {
     LogWarning("writes succeed again");

@@ -5,6 +5,8 @@
 #include "storage/referral_store.h"
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <set>
 #include <string>
@@ -1104,6 +1106,39 @@ TEST_F(ReferralStoreTest, ReopeningPreservesReferralsQueuesLeasesAndKeys) {
       *store_, ExtendCommand{leased.referral_id(), leased.lease().token(),
                              absl::Minutes(10), "t"});
   EXPECT_TRUE(extended.ok()) << extended.status();
+}
+
+TEST_F(ReferralStoreTest, DamagedTableFileIsRefusedAtOpenNamingTheFile) {
+  for (int i = 0; i < 50; ++i) Submit("k" + std::to_string(i), absl::Hours(1));
+  store_.reset();  // closing flushes everything into table files
+  // The largest table file holds the referrals themselves, which nothing
+  // reads at open unless the store checks.
+  std::string table;
+  uintmax_t size = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_.path())) {
+    if (entry.path().extension() == ".sst" && entry.file_size() > size) {
+      size = entry.file_size();
+      table = entry.path().string();
+    }
+  }
+  ASSERT_FALSE(table.empty());
+  {
+    std::fstream file(table, std::ios::in | std::ios::out | std::ios::binary);
+    const std::streamoff middle = static_cast<std::streamoff>(size / 2);
+    file.seekg(middle);
+    char byte = 0;
+    file.get(byte);
+    file.seekp(middle);
+    file.put(static_cast<char>(~byte));
+    ASSERT_TRUE(file.flush());
+  }
+
+  auto store = ReferralStore::Open(Options());
+  ASSERT_FALSE(store.ok()) << "opened a damaged store";
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(store.status().message(),
+              HasSubstr(std::filesystem::path(table).filename().string()));
+  EXPECT_THAT(store.status().message(), HasSubstr("restore it from a backup"));
 }
 
 TEST_F(ReferralStoreTest, LeasesThatExpireWhileClosedComeBackAfterReopening) {

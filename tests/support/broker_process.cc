@@ -104,6 +104,7 @@ absl::StatusOr<std::unique_ptr<BrokerProcess>> BrokerProcess::Start(
                     O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
       if (fd >= 0) dup2(fd, STDERR_FILENO);
     }
+    for (std::string& variable : options.env) putenv(variable.data());
     execv(argv[0], argv.data());
     _exit(127);
   }

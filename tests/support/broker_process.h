@@ -42,6 +42,9 @@ struct BrokerProcessOptions {
   // Also serve the plaintext health-only port (--health_listen) on an
   // ephemeral port.
   bool health_port = false;
+  // Extra environment variables for the broker, "NAME=value" (e.g.
+  // LD_PRELOAD for fault-injection shims).
+  std::vector<std::string> env = {};
 };
 
 class BrokerProcess {
