@@ -579,8 +579,12 @@ TEST_F(ReferralStoreTest, DuplicatesInOneGroupCommitAreStillDetected) {
     store_->Submit(MakeSubmit("same", clock_.Now()),
                    [&](absl::StatusOr<SubmitResult> result) {
                      ASSERT_TRUE(result.ok()) << result.status();
-                     absl::MutexLock lock(&mu);
-                     results.push_back(*std::move(result));
+                     {
+                       absl::MutexLock lock(&mu);
+                       results.push_back(*std::move(result));
+                     }
+                     // Outside the lock: once the count reaches zero the
+                     // test returns and destroys mu.
                      finished.DecrementCount();
                    });
   }

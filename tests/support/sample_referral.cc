@@ -4,6 +4,7 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "gtest/gtest.h"
 
 namespace referral::testing {
 
@@ -54,5 +55,28 @@ BrokerClients::BrokerClients(std::shared_ptr<grpc::Channel> channel_in)
       intake(v1::ReferralIntake::NewStub(channel)),
       triage(v1::Triage::NewStub(channel)),
       operations(v1::Operations::NewStub(channel)) {}
+
+std::vector<std::string> ReadyIds(BrokerClients& clients,
+                                  const std::string& queue) {
+  std::vector<std::string> ids;
+  std::string token;
+  do {
+    grpc::ClientContext context;
+    v1::ListQueueRequest request;
+    request.set_queue(queue);
+    request.mutable_page()->set_page_size(500);
+    request.mutable_page()->set_page_token(token);
+    v1::ListQueueResponse response;
+    grpc::Status status =
+        clients.triage->ListQueue(&context, request, &response);
+    EXPECT_TRUE(status.ok()) << queue << ": " << status.error_message();
+    if (!status.ok()) break;
+    for (const auto& entry : response.entries()) {
+      ids.push_back(entry.referral_id());
+    }
+    token = response.next_page_token();
+  } while (!token.empty());
+  return ids;
+}
 
 }  // namespace referral::testing

@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "referral/v1/broker.grpc.pb.h"
 #include "referral/v1/referral.pb.h"
@@ -33,6 +34,10 @@ struct BrokerClients {
   std::unique_ptr<v1::Triage::Stub> triage;
   std::unique_ptr<v1::Operations::Stub> operations;
 };
+
+// The ids listed as ready in `queue`, every page, in delivery order.
+std::vector<std::string> ReadyIds(BrokerClients& clients,
+                                  const std::string& queue);
 
 }  // namespace referral::testing
 

@@ -27,6 +27,7 @@ namespace {
 
 using ::referral::testing::BrokerClients;
 using ::referral::testing::BrokerProcess;
+using ::referral::testing::ReadyIds;
 using ::referral::testing::RunCommand;
 using ::referral::testing::SampleReferral;
 using ::referral::testing::TempDir;
@@ -83,30 +84,6 @@ v1::GetReferralStatusResponse StatusOf(BrokerClients& clients,
       clients.intake->GetReferralStatus(&context, request, &response);
   if (status_out != nullptr) *status_out = status;
   return response;
-}
-
-// Every referral id waiting in a queue, page by page.
-std::vector<std::string> ReadyIds(BrokerClients& clients,
-                                  const std::string& queue) {
-  std::vector<std::string> ids;
-  std::string token;
-  do {
-    grpc::ClientContext context;
-    v1::ListQueueRequest request;
-    request.set_queue(queue);
-    request.mutable_page()->set_page_size(500);
-    request.mutable_page()->set_page_token(token);
-    v1::ListQueueResponse response;
-    grpc::Status status =
-        clients.triage->ListQueue(&context, request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    if (!status.ok()) break;
-    for (const auto& entry : response.entries()) {
-      ids.push_back(entry.referral_id());
-    }
-    token = response.next_page_token();
-  } while (!token.empty());
-  return ids;
 }
 
 TEST(BrokerRecoveryTest, NothingAcknowledgedIsLostOrDuplicatedAcrossAKill) {

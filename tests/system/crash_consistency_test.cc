@@ -56,6 +56,7 @@ namespace {
 
 using ::referral::testing::BrokerClients;
 using ::referral::testing::BrokerProcess;
+using ::referral::testing::ReadyIds;
 using ::referral::testing::SampleReferral;
 using ::referral::testing::TempDir;
 
@@ -335,29 +336,6 @@ v1::GetQueueStatsResponse QueueStats(BrokerClients& clients) {
       &context, v1::GetQueueStatsRequest(), &stats);
   EXPECT_TRUE(status.ok()) << status.error_message();
   return stats;
-}
-
-std::vector<std::string> ReadyIds(BrokerClients& clients,
-                                  const std::string& queue) {
-  std::vector<std::string> ids;
-  std::string token;
-  do {
-    grpc::ClientContext context;
-    v1::ListQueueRequest request;
-    request.set_queue(queue);
-    request.mutable_page()->set_page_size(500);
-    request.mutable_page()->set_page_token(token);
-    v1::ListQueueResponse response;
-    grpc::Status status =
-        clients.triage->ListQueue(&context, request, &response);
-    EXPECT_TRUE(status.ok()) << queue << ": " << status.error_message();
-    if (!status.ok()) break;
-    for (const auto& entry : response.entries()) {
-      ids.push_back(entry.referral_id());
-    }
-    token = response.next_page_token();
-  } while (!token.empty());
-  return ids;
 }
 
 std::vector<std::string> DeadLetterIds(BrokerClients& clients,

@@ -42,6 +42,7 @@ using ::grpc::health::v1::HealthCheckResponse;
 using ::referral::testing::BrokerClients;
 using ::referral::testing::BrokerProcess;
 using ::referral::testing::BrokerProcessOptions;
+using ::referral::testing::ReadyIds;
 using ::referral::testing::SampleReferral;
 using ::referral::testing::TempDir;
 
@@ -93,30 +94,6 @@ bool AwaitHealth(int port, HealthCheckResponse::ServingStatus want) {
     absl::SleepFor(absl::Milliseconds(50));
   }
   return false;
-}
-
-// The ids listed as ready in `queue`, every page.
-std::vector<std::string> ReadyIds(BrokerClients& clients,
-                                  const std::string& queue) {
-  std::vector<std::string> ids;
-  std::string token;
-  do {
-    grpc::ClientContext context;
-    v1::ListQueueRequest request;
-    request.set_queue(queue);
-    request.mutable_page()->set_page_size(500);
-    request.mutable_page()->set_page_token(token);
-    v1::ListQueueResponse response;
-    grpc::Status status =
-        clients.triage->ListQueue(&context, request, &response);
-    EXPECT_TRUE(status.ok()) << queue << ": " << status.error_message();
-    if (!status.ok()) break;
-    for (const auto& entry : response.entries()) {
-      ids.push_back(entry.referral_id());
-    }
-    token = response.next_page_token();
-  } while (!token.empty());
-  return ids;
 }
 
 // Whether `pid` is still running (not exited and waiting to be reaped).
