@@ -197,10 +197,15 @@ TEST_F(HostileClientsTest, WatchStreamsThatNeverReadCannotStallTheBroker) {
     request.set_queue(kQueue);
     streams.push_back(
         clients_->triage->WatchQueue(contexts.back().get(), request));
+    // Headers come once the broker has counted the stream; without waiting,
+    // the broker may see the streams in another order than they were opened
+    // and refuse an earlier one instead of the one below.
+    streams.back()->WaitForInitialMetadata();
   }
   // One more is refused: the limit protects the broker's memory.
   {
     grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
     v1::WatchQueueRequest request;
     request.set_queue(kQueue);
     auto refused = clients_->triage->WatchQueue(&context, request);
