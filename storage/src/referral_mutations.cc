@@ -230,6 +230,9 @@ absl::Status ReferralStoreImpl::ReturnOrDeadLetter(Group& group,
                                                    absl::Time now,
                                                    QueueEvent::Kind kind) {
   record.clear_lease();
+  // The release or expiry happened either way; watchers and the metrics see
+  // it, then the dead-lettering if that follows, as the history records both.
+  group.events().push_back(MakeEvent(kind, record, record.queue(), now));
   if (record.failed_deliveries() >= options_.max_deliveries) {
     record.set_state(::referral::v1::REFERRAL_STATE_DEAD_LETTERED);
     record.set_dead_lettered_at_us(ToMicros(now));
@@ -250,7 +253,6 @@ absl::Status ReferralStoreImpl::ReturnOrDeadLetter(Group& group,
   record.set_enqueue_generation(record.enqueue_generation() + 1);
   record.set_queued_at_us(ToMicros(now));
   RETURN_IF_ERROR(AddToQueue(group, queue, record));
-  group.events().push_back(MakeEvent(kind, record, record.queue(), now));
   return absl::OkStatus();
 }
 

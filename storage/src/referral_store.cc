@@ -62,6 +62,7 @@
 #include "referral_store_impl.h"
 #include "referral_store_internal.h"
 #include "rocksdb/cache.h"
+#include "rocksdb/convenience.h"
 #include "rocksdb/db.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/options.h"
@@ -526,6 +527,18 @@ ReferralStoreImpl::~ReferralStoreImpl() {
     committed_.snapshot.reset();
   }
   if (db_ == nullptr) return;
+  {
+    absl::MutexLock lock(&recovery_mu_);
+    if (resume_thread_.joinable()) {
+      // A Resume that never finished returns once background work is
+      // cancelled; nothing more can be written anyway.
+      if (!resume_attempt_->finished.HasBeenNotified()) {
+        release_hung_resume_.Notify();
+        rocksdb::CancelAllBackgroundWork(db_.get(), /*wait=*/false);
+      }
+      resume_thread_.join();
+    }
+  }
   // Flush so the next Open replays no log; every write is already synced.
   rocksdb::FlushOptions flush;
   flush.wait = true;
@@ -1123,7 +1136,8 @@ absl::Status ReferralStoreImpl::TryRestoreWrites() {
   // full disk when the store is encrypted (the encrypted Env writes each
   // file's prefix at once), so first make sure a file can be written.
   rocksdb::Status s = ProbeFileWrite();
-  if (s.ok()) s = db_->Resume();
+  if (s.ok()) s = ResumeWithin(resume_limit_);
+  const bool resume_stuck = s.IsAborted();
   rocksdb::WriteBatch probe;
   if (s.ok()) {
     error_listener_->clear_log_write_failed();
@@ -1142,7 +1156,7 @@ absl::Status ReferralStoreImpl::TryRestoreWrites() {
   if (s.ok()) s = db_->Write(sync_write_, &probe);
   absl::Status health =
       s.ok() ? absl::OkStatus() : FromRocksStatus(s, "commit");
-  if (s.severity() >= rocksdb::Status::Severity::kFatalError) {
+  if (resume_stuck || s.severity() >= rocksdb::Status::Severity::kFatalError) {
     health =
         absl::Status(health.code(), absl::StrCat(health.message(), kRestart));
   }
@@ -1169,6 +1183,32 @@ absl::Status ReferralStoreImpl::TryRestoreWrites() {
     }
   }
   return health;
+}
+
+rocksdb::Status ReferralStoreImpl::ResumeWithin(absl::Duration limit) {
+  if (resume_thread_.joinable()) {
+    if (!resume_attempt_->finished.HasBeenNotified()) {
+      return rocksdb::Status::Aborted("an earlier resume never finished");
+    }
+    resume_thread_.join();
+  }
+  resume_attempt_ = std::make_shared<ResumeAttempt>();
+  resume_thread_ = std::thread([this, attempt = resume_attempt_] {
+    if (hang_next_resume_.exchange(false)) {
+      // A test standing in for RocksDB's endless wait.
+      release_hung_resume_.WaitForNotification();
+      attempt->status = rocksdb::Status::ShutdownInProgress();
+    } else {
+      attempt->status = db_->Resume();
+    }
+    attempt->finished.Notify();
+  });
+  if (!resume_attempt_->finished.WaitForNotificationWithTimeout(limit)) {
+    return rocksdb::Status::Aborted(
+        absl::StrCat("resume unfinished after ", absl::FormatDuration(limit)));
+  }
+  resume_thread_.join();
+  return resume_attempt_->status;
 }
 
 rocksdb::Status ReferralStoreImpl::ProbeFileWrite() {
@@ -1753,6 +1793,12 @@ void ReferralStoreImpl::FailNextWrite(internal::WriteFailure failure) {
   injected_write_failure_.store(1 + static_cast<int>(failure));
 }
 
+void ReferralStoreImpl::HangNextResume(absl::Duration limit) {
+  absl::MutexLock lock(&recovery_mu_);
+  resume_limit_ = limit;
+  hang_next_resume_.store(true);
+}
+
 namespace internal {
 namespace {
 
@@ -1784,6 +1830,10 @@ absl::StatusOr<SeekCost> NaiveHeadSeekCost(ReferralStore& store,
 
 void FailNextWrite(ReferralStore& store, WriteFailure failure) {
   Impl(store).FailNextWrite(failure);
+}
+
+void HangNextResume(ReferralStore& store, absl::Duration limit) {
+  Impl(store).HangNextResume(limit);
 }
 
 std::unique_ptr<PinnedState> PinCurrentState(ReferralStore& store) {

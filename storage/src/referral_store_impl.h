@@ -35,6 +35,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "audit_chain.h"
 #include "index_head.h"
@@ -240,6 +241,7 @@ class ReferralStoreImpl final : public ReferralStore {
   absl::StatusOr<internal::SeekCost> NaiveHeadSeekCost(std::string_view queue);
   std::shared_ptr<const rocksdb::Snapshot> NewSnapshot();
   void FailNextWrite(internal::WriteFailure failure);
+  void HangNextResume(absl::Duration limit);
 
  private:
   ReferralStoreImpl(StoreOptions options, std::unique_ptr<rocksdb::Env> env,
@@ -291,6 +293,13 @@ class ReferralStoreImpl final : public ReferralStore {
   // is healthy again (and says so). Returns the health after the attempt
   // (or the current one when it is too early for another attempt).
   absl::Status TryRestoreWrites();
+  // DB::Resume, given at most `limit`: RocksDB 7.8 can wait in it forever
+  // for a flush that a failed background flush left unscheduled (a
+  // memtable that filled up just as the disk did; facebook/rocksdb#15030).
+  // Resume then runs on in resume_thread_ and the store needs reopening:
+  // returns Aborted, and every later call too.
+  rocksdb::Status ResumeWithin(absl::Duration limit)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(recovery_mu_);
 
   // --- Backups (backup thread, referral_backup.cc). -------------------------
   void BackupLoop();
@@ -402,6 +411,21 @@ class ReferralStoreImpl final : public ReferralStore {
   absl::Mutex recovery_mu_ ABSL_ACQUIRED_BEFORE(health_mu_);
   absl::Time last_recovery_attempt_ ABSL_GUARDED_BY(recovery_mu_) =
       absl::InfinitePast();
+  // The running or last DB::Resume (ResumeWithin). A Resume that never
+  // returns is released when the store closes (CancelAllBackgroundWork).
+  struct ResumeAttempt {
+    absl::Notification finished;
+    rocksdb::Status status;  // written before `finished` is notified
+  };
+  std::shared_ptr<ResumeAttempt> resume_attempt_ ABSL_GUARDED_BY(recovery_mu_);
+  std::thread resume_thread_ ABSL_GUARDED_BY(recovery_mu_);
+  // A Resume that has not finished by then never will: it flushes a few
+  // memtables of at most 32 MB, which takes well under a second.
+  absl::Duration resume_limit_ ABSL_GUARDED_BY(recovery_mu_) =
+      absl::Seconds(20);
+  // HangNextResume (tests): the next Resume waits until the store closes.
+  std::atomic<bool> hang_next_resume_{false};
+  absl::Notification release_hung_resume_;
   mutable absl::Mutex health_mu_;
   absl::Status write_health_ ABSL_GUARDED_BY(health_mu_);
   // write_health_.ok(), readable without a lock on the commit path.

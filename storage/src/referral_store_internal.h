@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "storage/referral_store.h"
 
 namespace referral::storage::internal {
@@ -37,6 +38,10 @@ absl::StatusOr<SeekCost> NaiveHeadSeekCost(ReferralStore& store,
 // or another I/O error would, without writing anything.
 enum class WriteFailure { kNoSpace, kIoError };
 void FailNextWrite(ReferralStore& store, WriteFailure failure);
+
+// Makes the next DB::Resume never return (as RocksDB 7.8's can, waiting for
+// a flush nothing will run) and gives resuming `limit` from now on.
+void HangNextResume(ReferralStore& store, absl::Duration limit);
 
 // Holds a RocksDB snapshot of the current state, as a long-running reader or
 // a backup would. While it lives, compaction must keep every tombstone

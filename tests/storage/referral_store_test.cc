@@ -468,9 +468,11 @@ TEST_F(ReferralStoreTest, DeadLettersAfterMaxDeliveriesByRelease) {
   const int n = record.history_size();
   EXPECT_EQ(record.history(n - 2).stage(), ::referral::v1::STAGE_RELEASED);
   EXPECT_EQ(record.history(n - 1).stage(), ::referral::v1::STAGE_DEAD_LETTERED);
+  // The release happened, then the dead-lettering: both are told.
   const auto events = TakeEvents();
-  ASSERT_EQ(events.size(), 1u);
-  EXPECT_EQ(events[0].kind(), QueueEvent::KIND_DEAD_LETTERED);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].kind(), QueueEvent::KIND_RELEASED);
+  EXPECT_EQ(events[1].kind(), QueueEvent::KIND_DEAD_LETTERED);
 
   auto dead = store_->ListDeadLetters(kQueue, 10, "");
   ASSERT_TRUE(dead.ok());
@@ -484,10 +486,13 @@ TEST_F(ReferralStoreTest, DeadLettersAfterMaxDeliveriesByRelease) {
 
 TEST_F(ReferralStoreTest, DeadLettersAfterMaxDeliveriesByLeaseExpiry) {
   const auto submitted = Submit("a", absl::Hours(1));
+  std::vector<QueueEvent> last_expiry;
   for (int attempt = 1; attempt <= 3; ++attempt) {
     ASSERT_EQ(Claim(1, absl::Minutes(1)).size(), 1u);
     clock_.Advance(absl::Minutes(2));
+    TakeEvents();
     ASSERT_EQ(ExpireNow(*store_).value(), 1);
+    last_expiry = TakeEvents();
   }
   const StoredReferral record = Get(submitted.referral_id());
   EXPECT_EQ(record.state(), ::referral::v1::REFERRAL_STATE_DEAD_LETTERED);
@@ -495,6 +500,11 @@ TEST_F(ReferralStoreTest, DeadLettersAfterMaxDeliveriesByLeaseExpiry) {
   EXPECT_EQ(record.history(n - 2).stage(), ::referral::v1::STAGE_LEASE_EXPIRED);
   EXPECT_EQ(record.history(n - 1).stage(), ::referral::v1::STAGE_DEAD_LETTERED);
   EXPECT_EQ(Counts().dead_letters, 1);
+  // Every expiry is told, the last one too (the lease-expiry metric counts
+  // these events), followed by the dead-lettering.
+  ASSERT_EQ(last_expiry.size(), 2u);
+  EXPECT_EQ(last_expiry[0].kind(), QueueEvent::KIND_LEASE_EXPIRED);
+  EXPECT_EQ(last_expiry[1].kind(), QueueEvent::KIND_DEAD_LETTERED);
 }
 
 TEST_F(ReferralStoreTest, RequeuedDeadLetterGoesBackToItsQueue) {

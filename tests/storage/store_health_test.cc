@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -30,6 +31,8 @@
 
 namespace referral::storage {
 namespace {
+
+using ::testing::HasSubstr;
 
 using testing::FakeClock;
 using testing::MakeSubmit;
@@ -58,6 +61,20 @@ class HealthLog {
         absl::Condition(
             +[](const std::vector<absl::Status>* changes) {
               return !changes->empty() && changes->back().ok();
+            },
+            &changes_),
+        timeout);
+  }
+  // Waits (bounded) until the last change reported says the store must be
+  // reopened.
+  bool AwaitRestartNeeded(absl::Duration timeout) const {
+    absl::MutexLock lock(&mu_);
+    return mu_.AwaitWithTimeout(
+        absl::Condition(
+            +[](const std::vector<absl::Status>* changes) {
+              return !changes->empty() &&
+                     absl::StrContains(changes->back().message(),
+                                       "restart the broker");
             },
             &changes_),
         timeout);
@@ -189,6 +206,36 @@ TEST_F(StoreHealthTest, AnIdleStoreRecoversOnTheReapersTick) {
   EXPECT_TRUE(store_->WriteHealth().ok());
   ASSERT_EQ(health_.Changes().size(), 2u);
   EXPECT_EQ(health_.Changes()[0].code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_F(StoreHealthTest,
+       AResumeThatNeverFinishesAsksForARestartAndLosesNothing) {
+  StoreOptions options = Options(dir_.path());
+  options.lease_check_interval = absl::Milliseconds(20);
+  Open(options);
+  const StoredReferral before = Submit("a");
+  // RocksDB 7.8 can wait forever in Resume (see ResumeWithin); the store
+  // gives it a bounded time, then says it must be reopened.
+  internal::HangNextResume(*store_, absl::Milliseconds(200));
+  internal::FailNextWrite(*store_, internal::WriteFailure::kNoSpace);
+  EXPECT_FALSE(SubmitNow(*store_, MakeSubmit("b", clock_.Now(), kQueue)).ok());
+  ASSERT_TRUE(health_.AwaitRestartNeeded(absl::Seconds(30)))
+      << store_->WriteHealth();
+  EXPECT_THAT(std::string(store_->WriteHealth().message()),
+              HasSubstr("writes cannot resume in place: restart the broker"));
+  // It stays so: nothing is written until the store is reopened.
+  auto refused = SubmitNow(*store_, MakeSubmit("c", clock_.Now(), kQueue));
+  EXPECT_FALSE(refused.ok());
+  EXPECT_THAT(std::string(refused.status().message()),
+              HasSubstr("restart the broker"));
+
+  // Closing releases the resume that never finished; reopening recovers.
+  store_.reset();
+  Open(options);
+  EXPECT_TRUE(store_->WriteHealth().ok());
+  EXPECT_TRUE(store_->GetReferral(before.referral_id()).ok());
+  const StoredReferral after = Submit("b");
+  EXPECT_EQ(after.seq(), before.seq() + 1);
 }
 
 // --- A real full disk. -------------------------------------------------------

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,6 +22,15 @@
 
 namespace referral::testing {
 namespace {
+
+// In a forked child: SIGKILL when the test that started it dies, so a test
+// that crashes leaves no broker behind holding ctest's output pipe open
+// (ctest then waits out the whole timeout). The kernel sends it when the
+// forking thread exits: tests start processes from their main thread.
+void DieWithTest(pid_t test_pid) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != test_pid) _exit(126);  // the test died before prctl
+}
 
 std::vector<char*> ToArgv(std::vector<std::string>& args) {
   std::vector<char*> argv;
@@ -96,9 +106,11 @@ absl::StatusOr<std::unique_ptr<BrokerProcess>> BrokerProcess::Start(
   args.insert(args.end(), options.flags.begin(), options.flags.end());
   std::vector<char*> argv = ToArgv(args);
 
+  const pid_t test_pid = getpid();
   pid_t pid = fork();
   if (pid < 0) return absl::InternalError("fork failed");
   if (pid == 0) {
+    DieWithTest(test_pid);
     if (!options.log_file.empty()) {
       int fd = open(options.log_file.c_str(),
                     O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -158,9 +170,11 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Start(
     const std::string& stderr_path) {
   std::vector<std::string> args = argv_in;
   std::vector<char*> argv = ToArgv(args);
+  const pid_t test_pid = getpid();
   pid_t pid = fork();
   if (pid < 0) return absl::InternalError("fork failed");
   if (pid == 0) {
+    DieWithTest(test_pid);
     int out = open(stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     int err = open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (out < 0 || err < 0) _exit(126);

@@ -49,6 +49,7 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "support/broker_process.h"
+#include "support/broker_workload.h"
 #include "support/sample_referral.h"
 
 namespace referral {
@@ -56,6 +57,15 @@ namespace {
 
 using ::referral::testing::BrokerClients;
 using ::referral::testing::BrokerProcess;
+using ::referral::testing::CountStage;
+using ::referral::testing::DeadLetterIds;
+using ::referral::testing::DistinctGivenName;
+using ::referral::testing::DistinctNhsNumber;
+using ::referral::testing::DrainEveryQueue;
+using ::referral::testing::ExpectDeliveriesInOrder;
+using ::referral::testing::ExpectEachReferralInOnePlace;
+using ::referral::testing::ParallelFor;
+using ::referral::testing::QueueStats;
 using ::referral::testing::ReadyIds;
 using ::referral::testing::SampleReferral;
 using ::referral::testing::TempDir;
@@ -104,31 +114,6 @@ uint64_t ChooseSeed() {
 // Referral content, a pure function of the submission number so that an
 // in-doubt submission can be resubmitted with exactly the same referral.
 
-// A test-range NHS number (999 prefix, never issued) with a valid Modulus 11
-// check digit; distinct for distinct n (n < 500000). Distinct children keep
-// every referral out of the others' repeated-concern history.
-std::string NhsNumberFor(int n) {
-  for (int base = 2 * n; base <= 2 * n + 1; ++base) {
-    const std::string digits = absl::StrCat(999000000 + base);
-    int sum = 0;
-    for (int i = 0; i < 9; ++i) sum += (digits[i] - '0') * (10 - i);
-    const int check = (11 - sum % 11) % 11;
-    // Two neighbouring bases differ by 2 in the weighted sum, so at most
-    // one of them has the never-valid check value 10.
-    if (check != 10) return absl::StrCat(digits, check);
-  }
-  return "";
-}
-
-std::string GivenNameFor(int n) {
-  std::string name = "Test";
-  do {
-    name.push_back(static_cast<char>('a' + n % 26));
-    n /= 26;
-  } while (n > 0);
-  return name;
-}
-
 std::string AgencyFor(int n) { return absl::StrCat("crash-agency-", n % 3); }
 std::string KeyFor(int n) { return absl::StrCat("crash-", n); }
 
@@ -136,8 +121,8 @@ v1::Referral ReferralFor(int n) {
   return SampleReferral({
       .agency_id = AgencyFor(n),
       .immediate_risk = n % 7 == 0,
-      .nhs_number = NhsNumberFor(n),
-      .given_name = GivenNameFor(n),
+      .nhs_number = DistinctNhsNumber(n),
+      .given_name = DistinctGivenName(n),
       .postcode = n % 5 == 0 ? "CB1 1AA" : "PE1 2AB",
   });
 }
@@ -310,63 +295,6 @@ std::unique_ptr<BrokerProcess> StartBroker(const TempDir& dir) {
   return broker.ok() ? *std::move(broker) : nullptr;
 }
 
-// Runs fn(i) for i in [0, count) on a few threads, each with its own
-// clients: every read is audited with a synced write, and concurrent calls
-// share the store's group commit.
-void ParallelFor(const std::string& address, size_t count,
-                 const std::function<void(BrokerClients&, size_t)>& fn) {
-  constexpr int kThreads = 6;
-  std::atomic<size_t> next{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&] {
-      BrokerClients clients(address);
-      for (size_t i = next.fetch_add(1); i < count; i = next.fetch_add(1)) {
-        fn(clients, i);
-      }
-    });
-  }
-  for (auto& thread : threads) thread.join();
-}
-
-v1::GetQueueStatsResponse QueueStats(BrokerClients& clients) {
-  grpc::ClientContext context;
-  v1::GetQueueStatsResponse stats;
-  grpc::Status status = clients.operations->GetQueueStats(
-      &context, v1::GetQueueStatsRequest(), &stats);
-  EXPECT_TRUE(status.ok()) << status.error_message();
-  return stats;
-}
-
-std::vector<std::string> DeadLetterIds(BrokerClients& clients,
-                                       const std::string& queue) {
-  std::vector<std::string> ids;
-  std::string token;
-  do {
-    grpc::ClientContext context;
-    v1::ListDeadLettersRequest request;
-    request.set_queue(queue);
-    request.mutable_page()->set_page_size(500);
-    request.mutable_page()->set_page_token(token);
-    v1::ListDeadLettersResponse response;
-    grpc::Status status =
-        clients.operations->ListDeadLetters(&context, request, &response);
-    EXPECT_TRUE(status.ok()) << queue << ": " << status.error_message();
-    if (!status.ok()) break;
-    for (const auto& entry : response.dead_letters()) {
-      ids.push_back(entry.referral_id());
-    }
-    token = response.next_page_token();
-  } while (!token.empty());
-  return ids;
-}
-
-int CountStage(const v1::GetReferralStatusResponse& referral, v1::Stage stage) {
-  return static_cast<int>(
-      std::count_if(referral.history().begin(), referral.history().end(),
-                    [stage](const auto& e) { return e.stage() == stage; }));
-}
-
 // ---------------------------------------------------------------------------
 
 TEST(CrashConsistencyTest, AcknowledgedWorkSurvivesRepeatedKillsExactlyOnce) {
@@ -534,33 +462,7 @@ TEST(CrashConsistencyTest, AcknowledgedWorkSurvivesRepeatedKillsExactlyOnce) {
     EXPECT_EQ(claims, expiries + decisions) << id;
     // Each delivery, in order, ends in the decision or in its lease running
     // out, and never before the lease was up.
-    absl::Time claimed_at = absl::InfinitePast();
-    bool holding = false;
-    int attempt = 0;
-    for (const auto& event : referral.history()) {
-      const absl::Time at = absl::FromUnixSeconds(event.at().seconds()) +
-                            absl::Nanoseconds(event.at().nanos());
-      switch (event.stage()) {
-        case v1::STAGE_CLAIMED:
-          EXPECT_FALSE(holding) << id << ": claimed while under lease";
-          EXPECT_EQ(event.delivery_attempt(), ++attempt) << id;
-          holding = true;
-          claimed_at = at;
-          break;
-        case v1::STAGE_LEASE_EXPIRED:
-          EXPECT_TRUE(holding) << id << ": lease expired without a claim";
-          EXPECT_GE(at - claimed_at, absl::Seconds(kLeaseSeconds))
-              << id << ": returned before its lease ran out";
-          holding = false;
-          break;
-        case v1::STAGE_DECIDED:
-          EXPECT_TRUE(holding) << id << ": decided without a claim";
-          holding = false;
-          break;
-        default:
-          break;
-      }
-    }
+    ExpectDeliveriesInOrder(id, referral, absl::Seconds(kLeaseSeconds));
     auto decided = ledger.decided.find(id);
     if (decided != ledger.decided.end()) {
       EXPECT_EQ(referral.state(), v1::REFERRAL_STATE_DECIDED)
@@ -572,70 +474,20 @@ TEST(CrashConsistencyTest, AcknowledgedWorkSurvivesRepeatedKillsExactlyOnce) {
   // Exactly one place: the queue and dead-letter listings hold each
   // referral once, exactly those in that state, in the queue the referral
   // names; the stats count nothing this test does not know of.
-  v1::GetQueueStatsResponse stats = QueueStats(clients);
-  std::multiset<std::string> listed_ready, listed_dead;
-  int64_t stats_ready = 0, stats_dead = 0, stats_decided = 0;
   std::map<std::string, std::string> queue_of;
-  for (size_t i = 0; i < ids.size(); ++i)
+  for (size_t i = 0; i < ids.size(); ++i) {
     queue_of[ids[i]] = status_of[i].queue();
-  for (const auto& queue : stats.queues()) {
-    stats_ready += queue.ready_count();
-    stats_dead += queue.dead_letter_count();
-    stats_decided += queue.decisions_in_window();
-    EXPECT_EQ(queue.claimed_count(), 0) << queue.queue();
-    const std::vector<std::string> ready = ReadyIds(clients, queue.queue());
-    const std::vector<std::string> dead = DeadLetterIds(clients, queue.queue());
-    EXPECT_EQ(static_cast<int64_t>(ready.size()), queue.ready_count())
-        << queue.queue();
-    EXPECT_EQ(static_cast<int64_t>(dead.size()), queue.dead_letter_count())
-        << queue.queue();
-    for (const std::string& id : ready) {
-      listed_ready.insert(id);
-      EXPECT_EQ(queue_of[id], queue.queue()) << id;
-    }
-    for (const std::string& id : dead) {
-      listed_dead.insert(id);
-      EXPECT_EQ(queue_of[id], queue.queue()) << id;
-    }
   }
-  for (const std::string& id : listed_ready) {
-    EXPECT_EQ(listed_ready.count(id), 1u) << id << " is listed twice";
-    EXPECT_TRUE(queued_ids.contains(id)) << id << " listed but not QUEUED";
-    EXPECT_FALSE(listed_dead.contains(id)) << id << " ready and dead";
-  }
-  for (const std::string& id : listed_dead) {
-    EXPECT_EQ(listed_dead.count(id), 1u) << id << " dead-lettered twice";
-    EXPECT_TRUE(dead_ids.contains(id)) << id;
-  }
-  EXPECT_EQ(listed_ready.size(), queued_ids.size());
-  EXPECT_EQ(listed_dead.size(), dead_ids.size());
-  EXPECT_EQ(stats_decided, by_state[v1::REFERRAL_STATE_DECIDED]);
-  EXPECT_EQ(stats_ready + stats_dead + stats_decided,
-            static_cast<int64_t>(ids.size()))
-      << "the broker holds referrals no client was told of, or lost some";
+  ExpectEachReferralInOnePlace(clients, queue_of, queued_ids, dead_ids,
+                               by_state[v1::REFERRAL_STATE_DECIDED],
+                               static_cast<int64_t>(ids.size()));
 
   // What came back is claimable: draining every queue claims exactly the
   // ready referrals, each once.
-  std::multiset<std::string> drained;
-  for (const auto& queue : stats.queues()) {
-    for (;;) {
-      grpc::ClientContext context;
-      v1::ClaimReferralsRequest request;
-      request.set_queue(queue.queue());
-      request.set_max(100);
-      request.set_lease_seconds(600);
-      request.set_worker("crash.drain");
-      v1::ClaimReferralsResponse response;
-      grpc::Status status =
-          clients.triage->ClaimReferrals(&context, request, &response);
-      ASSERT_TRUE(status.ok()) << status.error_message();
-      if (response.claims().empty()) break;
-      for (const auto& claim : response.claims()) {
-        drained.insert(claim.referral_id());
-      }
-    }
-  }
-  EXPECT_EQ(drained, listed_ready);
+  const std::multiset<std::string> drained =
+      DrainEveryQueue(clients, "crash.drain");
+  EXPECT_EQ(drained,
+            std::multiset<std::string>(queued_ids.begin(), queued_ids.end()));
 
   grpc::ClientContext audit_context;
   v1::VerifyAuditResponse audit;

@@ -1,10 +1,11 @@
 // Storage faults on a real broker process:
-//   - when fsync fails (an LD_PRELOAD shim, tests/faults/, makes every sync
-//     of a file in the data directory fail with EIO once a trigger file
-//     exists), no submission made meanwhile is answered OK, the broker stops
-//     reporting SERVING, and once syncing works again every referral
-//     acknowledged before is there and every refused one lands exactly once
-//     when resubmitted with its idempotency key;
+//   - when fsync or write fails (an LD_PRELOAD shim, tests/faults/, makes
+//     every sync, or every write, of a file in the data directory fail with
+//     EIO once a trigger file exists), no submission made meanwhile is
+//     answered OK, the broker stops reporting SERVING, and after a restart
+//     with working storage every referral acknowledged before is there and
+//     every refused one lands exactly once when resubmitted with its
+//     idempotency key;
 //   - a data file damaged while the broker was stopped (one flipped byte in a
 //     table file, or in the write-ahead log) makes the broker refuse to
 //     start, with a log line naming the file, instead of serving without the
@@ -31,6 +32,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "support/broker_process.h"
+#include "support/broker_workload.h"
 #include "support/sample_referral.h"
 
 namespace referral {
@@ -42,30 +44,18 @@ using ::grpc::health::v1::HealthCheckResponse;
 using ::referral::testing::BrokerClients;
 using ::referral::testing::BrokerProcess;
 using ::referral::testing::BrokerProcessOptions;
+using ::referral::testing::DistinctNhsNumber;
 using ::referral::testing::ReadyIds;
 using ::referral::testing::SampleReferral;
 using ::referral::testing::TempDir;
-
-// A test-range NHS number (999 prefix, never issued) with a valid Modulus 11
-// check digit, distinct for distinct n, so that no referral counts towards
-// another's repeated-concern history.
-std::string NhsNumberFor(int n) {
-  for (int base = 2 * n; base <= 2 * n + 1; ++base) {
-    const std::string digits = absl::StrCat(999000000 + base);
-    int sum = 0;
-    for (int i = 0; i < 9; ++i) sum += (digits[i] - '0') * (10 - i);
-    const int check = (11 - sum % 11) % 11;
-    if (check != 10) return absl::StrCat(digits, check);
-  }
-  return "";
-}
 
 std::string KeyFor(int n) { return absl::StrCat("faults-", n); }
 
 grpc::Status Submit(BrokerClients& clients, int n,
                     v1::SubmitReferralResponse* response) {
   v1::SubmitReferralRequest request;
-  *request.mutable_referral() = SampleReferral({.nhs_number = NhsNumberFor(n)});
+  *request.mutable_referral() =
+      SampleReferral({.nhs_number = DistinctNhsNumber(n)});
   request.set_idempotency_key(KeyFor(n));
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() +
@@ -155,12 +145,25 @@ BrokerProcessOptions Options(const TempDir& dir) {
 
 // ---------------------------------------------------------------------------
 
-TEST(StorageFaultsTest, FailingFsyncIsNeverAcknowledgedAndNothingIsLost) {
+// The disk faults tests/faults/storage_fault_shim.cc injects, each switched
+// on by its trigger file.
+struct DiskFault {
+  const char* name;              // for messages
+  const char* trigger_variable;  // the shim's environment variable
+};
+constexpr DiskFault kFailingFsync{"fsync", "REFERRAL_FAULT_FSYNC_AFTER_FILE"};
+constexpr DiskFault kFailingWrite{"write", "REFERRAL_FAULT_WRITE_AFTER_FILE"};
+
+// Submits while `fault` holds for every file in the data directory and
+// checks that nothing was acknowledged, the broker says it cannot serve
+// until restarted, and after a restart every earlier acknowledged referral
+// is there and every refused one lands exactly once.
+void ExpectNothingAcknowledgedAndNothingLost(const DiskFault& fault) {
   TempDir dir;
-  const std::string trigger = dir.Sub("fsync-fails");
+  const std::string trigger = dir.Sub(absl::StrCat(fault.name, "-fails"));
   BrokerProcessOptions options = Options(dir);
-  options.env = {absl::StrCat("LD_PRELOAD=", REFERRAL_FSYNC_SHIM),
-                 absl::StrCat("REFERRAL_FAULT_FSYNC_AFTER_FILE=", trigger),
+  options.env = {absl::StrCat("LD_PRELOAD=", REFERRAL_STORAGE_FAULT_SHIM),
+                 absl::StrCat(fault.trigger_variable, "=", trigger),
                  absl::StrCat("REFERRAL_FAULT_DATA_DIR=", options.data_dir)};
   // In AddressSanitizer builds (deploy/sanitize.sh) the preloaded shim comes
   // before the sanitizer's runtime, which the runtime refuses by default.
@@ -185,7 +188,7 @@ TEST(StorageFaultsTest, FailingFsyncIsNeverAcknowledgedAndNothingIsLost) {
     queues.insert(response.queue());
   }
 
-  // From now on every sync in the data directory fails.
+  // From now on every sync (or write) in the data directory fails.
   { std::ofstream(trigger) << "on\n"; }
   constexpr int kThreads = 4;
   constexpr int kPerThread = 10;
@@ -294,9 +297,17 @@ TEST(StorageFaultsTest, FailingFsyncIsNeverAcknowledgedAndNothingIsLost) {
     EXPECT_TRUE(owner.contains(id)) << id << " listed but never submitted";
   }
   std::printf(
-      "failing fsync: %zu acknowledged before, %zu refused meanwhile (%d of "
+      "failing %s: %zu acknowledged before, %zu refused meanwhile (%d of "
       "them had reached the log and were replayed at restart)\n",
-      acknowledged.size(), refused_codes.size(), had_landed);
+      fault.name, acknowledged.size(), refused_codes.size(), had_landed);
+}
+
+TEST(StorageFaultsTest, FailingFsyncIsNeverAcknowledgedAndNothingIsLost) {
+  ExpectNothingAcknowledgedAndNothingLost(kFailingFsync);
+}
+
+TEST(StorageFaultsTest, FailingWriteIsNeverAcknowledgedAndNothingIsLost) {
+  ExpectNothingAcknowledgedAndNothingLost(kFailingWrite);
 }
 
 // Stores some referrals through a broker and stops it cleanly, which
