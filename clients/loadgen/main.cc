@@ -7,7 +7,9 @@
 // Run it against a broker kept for load testing: it submits thousands of
 // referrals and decides them as "no further action".
 #include <algorithm>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <optional>
 #include <random>
 #include <string>
@@ -62,6 +64,17 @@ ABSL_FLAG(std::string, decision, "no-further-action", "decision to record");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Minutes(10),
           "give up draining after this long");
 ABSL_FLAG(bool, json, false, "print the report as one JSON line");
+ABSL_FLAG(std::string, write_payload, "",
+          "write the built-in fictitious referral, serialized (binary "
+          "protobuf), to this file and exit: the payload deploy/bench.sh "
+          "sends to every system");
+ABSL_FLAG(std::string, payload_file, "",
+          "submit the referral serialized in this file (from "
+          "--write_payload); byte for byte with --vary_children=false, "
+          "otherwise with each submission's children varied");
+ABSL_FLAG(int64_t, e2e_probes, 0,
+          "after the load, time this many referrals one at a time from "
+          "submit until claimed (then decided)");
 
 namespace referral::clients {
 namespace {
@@ -87,7 +100,10 @@ constexpr const char* kOwnFlags[] = {"server",
                                      "lease_seconds",
                                      "decision",
                                      "drain_timeout",
-                                     "json"};
+                                     "json",
+                                     "write_payload",
+                                     "payload_file",
+                                     "e2e_probes"};
 
 int Usage(absl::string_view message) {
   std::cerr << kProgram << ": " << message << "\n";
@@ -171,8 +187,45 @@ int Main(int argc, char** argv) {
 
   const std::string agency = absl::GetFlag(FLAGS_agency);
   const bool vary = absl::GetFlag(FLAGS_vary_children);
+  if (const std::string path = absl::GetFlag(FLAGS_write_payload);
+      !path.empty()) {
+    const std::string bytes =
+        MakeFictitiousReferral(0, agency, absl::Now()).SerializeAsString();
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << bytes;
+    out.close();
+    if (!out) return Usage(absl::StrCat("cannot write ", path));
+    std::cout << path << ": " << bytes.size() << " bytes\n";
+    return 0;
+  }
+  if (!absl::GetFlag(FLAGS_referral).empty() &&
+      !absl::GetFlag(FLAGS_payload_file).empty()) {
+    return Usage("give --referral or --payload_file, not both");
+  }
+  const int64_t e2e_probes = absl::GetFlag(FLAGS_e2e_probes);
+  if (e2e_probes < 0) return Usage("--e2e_probes must not be negative");
   ReferralSource source;
-  if (const std::string path = absl::GetFlag(FLAGS_referral); !path.empty()) {
+  if (const std::string path = absl::GetFlag(FLAGS_payload_file);
+      !path.empty()) {
+    std::ifstream in(path, std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)),
+                            std::istreambuf_iterator<char>());
+    referral::v1::Referral base;
+    if (!in || bytes.empty() || !base.ParseFromString(bytes)) {
+      return Usage(absl::StrCat(path, " does not hold a serialized referral"));
+    }
+    // Sent as a field of SubmitReferralRequest, the message is serialized
+    // again: make sure that gives back exactly the file's bytes.
+    if (base.SerializeAsString() != bytes) {
+      return Usage(absl::StrCat(path, " does not re-serialize byte for byte"));
+    }
+    source = [base = std::move(base), vary](int64_t index) {
+      referral::v1::Referral r = base;
+      if (vary) VaryChildren(index, &r);
+      return r;
+    };
+  } else if (const std::string path = absl::GetFlag(FLAGS_referral);
+             !path.empty()) {
     absl::StatusOr<referral::v1::Referral> loaded = LoadReferralJson(path);
     if (!loaded.ok()) return Usage(loaded.status().message());
     source = [base = *std::move(loaded), agency, vary](int64_t index) {
@@ -215,7 +268,11 @@ int Main(int argc, char** argv) {
     channels.push_back(*std::move(channel));
   }
 
-  const LoadReport report = RunLoad(channels, options, source);
+  LoadReport report = RunLoad(channels, options, source);
+  if (e2e_probes > 0) {
+    report.e2e = MeasureEndToEnd(channels[0], options, source, e2e_probes);
+    report.has_e2e = true;
+  }
   if (absl::GetFlag(FLAGS_json)) {
     std::cout << LoadReportJson(options, report) << std::endl;
   } else {

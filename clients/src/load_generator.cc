@@ -82,6 +82,10 @@ struct RunState {
   OperationStats decide_stats;
   OperationStats release_stats;
   std::atomic<int64_t> next_index{0};
+  // Successful submit latencies again, for p99.9 (OperationStats keeps
+  // its own privately).
+  absl::Mutex submit_ms_mu;
+  std::vector<double> submit_ms ABSL_GUARDED_BY(submit_ms_mu);
 
   absl::Mutex mu;
   int64_t submits_done ABSL_GUARDED_BY(mu) = 0;
@@ -110,6 +114,10 @@ void OnSubmitDone(const std::shared_ptr<RunState>& state,
                   const v1::SubmitReferralResponse& response,
                   absl::Duration latency) {
   state->submit_stats.Record(status, latency);
+  if (status.ok()) {
+    absl::MutexLock lock(&state->submit_ms_mu);
+    state->submit_ms.push_back(absl::ToDoubleMilliseconds(latency));
+  }
   {
     absl::MutexLock lock(&state->mu);
     if (status.ok() && response.duplicate()) {
@@ -409,6 +417,10 @@ LoadReport RunLoad(const std::vector<std::shared_ptr<grpc::Channel>>& channels,
         state.get()));
   }
   report.submit = state->submit_stats.Summarize(absl::Now() - submit_start);
+  {
+    absl::MutexLock lock(&state->submit_ms_mu);
+    report.submit_p999_ms = Percentile(state->submit_ms, 99.9);
+  }
 
   std::map<std::string, int64_t> targets;
   {
@@ -467,8 +479,92 @@ LoadReport RunLoad(const std::vector<std::shared_ptr<grpc::Channel>>& channels,
   return report;
 }
 
+LatencySummary MeasureEndToEnd(const std::shared_ptr<grpc::Channel>& channel,
+                               const LoadOptions& options,
+                               const ReferralSource& source, int64_t probes) {
+  std::unique_ptr<v1::ReferralIntake::Stub> intake =
+      v1::ReferralIntake::NewStub(channel);
+  std::unique_ptr<v1::Triage::Stub> triage = v1::Triage::NewStub(channel);
+  OperationStats stats;
+  const std::string worker = absl::StrCat(options.worker_prefix, "-e2e");
+  // One call, with the run's deadline.
+  const auto call = [&options](auto&& method) {
+    grpc::ClientContext context;
+    SetTimeout(&context, options.rpc_timeout);
+    return method(&context);
+  };
+  const absl::Time start = absl::Now();
+  for (int64_t i = 0; i < probes; ++i) {
+    v1::SubmitReferralRequest submit;
+    *submit.mutable_referral() = source(options.n + i);
+    submit.set_idempotency_key(absl::StrCat(options.key_prefix, "e2e-", i));
+    v1::SubmitReferralResponse submitted;
+    const absl::Time t0 = absl::Now();
+    grpc::Status status = call([&](grpc::ClientContext* c) {
+      return intake->SubmitReferral(c, submit, &submitted);
+    });
+    if (!status.ok()) {
+      stats.Record(status, absl::Now() - t0);
+      continue;
+    }
+    v1::ClaimReferralsRequest claim;
+    claim.set_queue(submitted.queue());
+    claim.set_max(1);
+    claim.set_lease_seconds(options.lease_seconds);
+    claim.set_worker(worker);
+    v1::ClaimReferralsResponse claimed;
+    // Claimable as soon as the submit is acknowledged; poll briefly in case
+    // a broker ever makes it visible later.
+    const absl::Time give_up = absl::Now() + options.rpc_timeout;
+    while (status.ok() && claimed.claims().empty() && absl::Now() < give_up) {
+      status = call([&](grpc::ClientContext* c) {
+        return triage->ClaimReferrals(c, claim, &claimed);
+      });
+    }
+    const absl::Duration latency = absl::Now() - t0;
+    if (!status.ok() || claimed.claims().empty()) {
+      stats.Record(status.ok()
+                       ? grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                                      "never claimable")
+                       : status,
+                   latency);
+      continue;
+    }
+    const v1::ClaimedReferral& got = claimed.claims(0);
+    const bool ours = got.referral_id() == submitted.referral_id();
+    stats.Record(ours ? grpc::Status::OK
+                      : grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                     "claimed another referral"),
+                 latency);
+    if (ours) {
+      v1::RecordDecisionRequest decide;
+      decide.set_referral_id(got.referral_id());
+      decide.set_lease_token(got.lease_token());
+      decide.set_decision(options.decision);
+      decide.set_rationale(
+          "Synthetic load-test referral (referral_loadgen): no action.");
+      v1::RecordDecisionResponse decided;
+      call([&](grpc::ClientContext* c) {
+        return triage->RecordDecision(c, decide, &decided);
+      });
+    } else {
+      v1::ReleaseReferralRequest release;
+      release.set_referral_id(got.referral_id());
+      release.set_lease_token(got.lease_token());
+      release.set_reason(std::string(kForeignReason));
+      v1::ReleaseReferralResponse released;
+      call([&](grpc::ClientContext* c) {
+        return triage->ReleaseReferral(c, release, &released);
+      });
+    }
+  }
+  return stats.Summarize(absl::Now() - start);
+}
+
 bool LoadSucceeded(const LoadOptions& options, const LoadReport& report) {
-  return report.failed_rpcs() == 0 && (!options.drain || report.drain_complete);
+  return report.failed_rpcs() == 0 &&
+         (!options.drain || report.drain_complete) &&
+         (!report.has_e2e || report.e2e.failed == 0);
 }
 
 std::string FormatLoadReport(const LoadOptions& options,
@@ -485,6 +581,9 @@ std::string FormatLoadReport(const LoadOptions& options,
       absl::StrAppend(&out, "release  ", FormatSummary(report.release),
                       " foreign=", report.foreign, "\n");
     }
+  }
+  if (report.has_e2e) {
+    absl::StrAppend(&out, "e2e      ", FormatSummary(report.e2e), "\n");
   }
   for (const auto& [queue, submitted] : report.submitted_per_queue) {
     const auto decided = report.decided_per_queue.find(queue);
@@ -512,6 +611,10 @@ std::string FormatLoadReport(const LoadOptions& options,
   std::vector<std::string> problems;
   if (report.failed_rpcs() > 0) {
     problems.push_back(absl::StrCat(report.failed_rpcs(), " RPCs failed"));
+  }
+  if (report.has_e2e && report.e2e.failed > 0) {
+    problems.push_back(
+        absl::StrCat(report.e2e.failed, " end-to-end probes failed"));
   }
   if (options.drain && !report.drain_complete) {
     problems.push_back(absl::StrCat(
@@ -549,6 +652,11 @@ std::string LoadReportJson(const LoadOptions& options,
         ",\"claimed\":", report.claimed, ",\"foreign\":", report.foreign,
         ",\"drain_complete\":", report.drain_complete ? "true" : "false",
         ",\"drain_note\":", JsonString(report.drain_note));
+  }
+  absl::StrAppend(
+      &out, absl::StrFormat(",\"submit_p999_ms\":%.3f", report.submit_p999_ms));
+  if (report.has_e2e) {
+    absl::StrAppend(&out, ",\"e2e\":", SummaryJson(report.e2e));
   }
   absl::StrAppend(&out, ",\"duplicates\":", report.duplicates, ",\"queues\":{",
                   absl::StrJoin(queues, ","), "}",

@@ -57,6 +57,12 @@ struct LoadReport {
   std::map<std::string, int64_t> decided_per_queue;
   bool drain_complete = false;  // meaningful only when draining
   std::string drain_note;       // why the drain stopped early, if it did
+  // p99.9 of successful submits (LatencySummary stops at p99; the
+  // side-by-side benchmark, deploy/bench.sh, reports p99.9 too).
+  double submit_p999_ms = 0;
+  // From MeasureEndToEnd when asked for (referral_loadgen --e2e_probes).
+  bool has_e2e = false;
+  LatencySummary e2e;
 
   int64_t failed_rpcs() const {
     return submit.failed + claim.failed + decide.failed + release.failed;
@@ -71,6 +77,16 @@ using ReferralSource = std::function<referral::v1::Referral(int64_t index)>;
 // the report.
 LoadReport RunLoad(const std::vector<std::shared_ptr<grpc::Channel>>& channels,
                    const LoadOptions& options, const ReferralSource& source);
+
+// End to end, one referral at a time, after the load: from the start of
+// SubmitReferral until ClaimReferrals (max 1, on the queue it was routed
+// to) hands it out, then decided so nothing is left behind. The latency is
+// submit-to-claimed; failed counts probes that never got there (or claimed
+// someone else's referral, which is then released). Run it on a drained
+// queue. Keys are options.key_prefix + "e2e-" + i.
+LatencySummary MeasureEndToEnd(const std::shared_ptr<grpc::Channel>& channel,
+                               const LoadOptions& options,
+                               const ReferralSource& source, int64_t probes);
 
 // Whether the run met its goal: no failed RPC and, when draining, every
 // submitted referral decided.

@@ -228,6 +228,7 @@ v1::ClaimedReferral ToClaimedReferral(const StoredReferral& record,
       MicrosToTimestamp(record.lease().expires_at_us());
   *claimed.mutable_referral() = record.referral();
   *claimed.mutable_entry() = ToQueueEntry(record, now);
+  *claimed.mutable_earlier_referral_counts() = record.earlier_referral_counts();
   return claimed;
 }
 

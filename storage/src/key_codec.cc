@@ -368,6 +368,12 @@ std::string ChildLinkKeyBound(std::string_view match_key,
   return out;
 }
 
+std::optional<size_t> ChildLinkPrefixLength(std::string_view key) {
+  const size_t end = key.find(kNameEnd);
+  if (end == std::string_view::npos) return std::nullopt;
+  return end + 1;
+}
+
 // --- meta. -----------------------------------------------------------------
 
 std::string NextSeqMetaKey() { return "next_seq"; }

@@ -174,6 +174,11 @@ std::optional<ChildLinkKey> DecodeChildLinkKey(std::string_view key);
 // The smallest child link key of `match_key` received at or after the time.
 std::string ChildLinkKeyBound(std::string_view match_key,
                               int64_t received_at_us);
+// The length of the part of a child link key (or bound) that names the
+// child: the match key and its terminator. Every look-up stays within one
+// child, so this is the children index's Bloom filter prefix. nullopt for a
+// key without a terminator.
+std::optional<size_t> ChildLinkPrefixLength(std::string_view key);
 
 // --- meta. -----------------------------------------------------------------
 

@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/algorithm/container.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -42,11 +43,22 @@ using ::referral::v1::ReferralState;
 constexpr std::string_view kBrokerActor = "broker";
 // Claims and link look-ups are bounded so one mutation stays small.
 constexpr int kMaxClaim = 1000;
-constexpr int kMaxLinksPerChildKey = 1000;
+// A child with many referrals (a looked-after teenager can have hundreds in a
+// year) must not make the next referral about them cost more, nor the claim
+// that shows triage the history. So per child key the broker reads at most
+// kMaxLinksCountedPerChildKey index entries, newest first; it counts what it
+// read and keeps the newest kLinksKeptPerChild in the record.
+constexpr int kMaxLinksCountedPerChildKey = 100;
+constexpr int kLinksKeptPerChild = 20;
 // Decision-stat entries older than the window deleted per decision: more
 // than the one each decision adds, so the index catches up after a pause or
 // a shorter window, while each decision's batch stays small.
 constexpr size_t kMaxPrunedPerDecision = 8;
+
+bool AnyCountCapped(const StoredReferral& record) {
+  return absl::c_any_of(record.earlier_referral_counts(),
+                        [](const auto& count) { return count.count_capped(); });
+}
 
 absl::Status FromBatch(const rocksdb::Status& s) {
   return s.ok() ? absl::OkStatus() : FromRocksStatus(s, "batch");
@@ -266,17 +278,31 @@ absl::Status ReferralStoreImpl::FindEarlierReferrals(
       received, -absl::ToInt64Microseconds(command.repeated_concern.window));
   // Earlier referrals received up to and including this one's time.
   const int64_t until = SaturatingAdd(received, 1);
-  std::map<int, std::set<std::string>> ids_by_child;
+  struct EarlierReferrals {
+    // By referral id: a child indexed by NHS number and by name is one
+    // earlier referral, not two.
+    std::map<std::string, StoredLink> by_id;
+    bool capped = false;
+  };
+  std::map<int, EarlierReferrals> by_child;
   for (const ChildMatchKey& child : command.child_keys) {
     if (child.key.empty()) continue;
+    const std::string begin = keys::ChildLinkKeyBound(child.key, from);
     const std::string end = keys::ChildLinkKeyBound(child.key, until);
     std::unique_ptr<rocksdb::Iterator> it =
         group.NewIterator(cf(kChildren), &end);
-    int seen = 0;
-    for (it->Seek(keys::ChildLinkKeyBound(child.key, from));
-         it->Valid() && it->key().compare(end) < 0 &&
-         seen < kMaxLinksPerChildKey;
-         it->Next(), ++seen) {
+    EarlierReferrals& earlier = by_child[child.child_index];
+    int read = 0;
+    // Newest first, so that what is kept when there are many is the recent
+    // history triage needs.
+    for (it->SeekForPrev(end); it->Valid() && it->key().compare(begin) >= 0;
+         it->Prev()) {
+      if (it->key().compare(end) >= 0) continue;  // the batch's own bound
+      if (read == kMaxLinksCountedPerChildKey) {
+        earlier.capped = true;
+        break;
+      }
+      ++read;
       StoredLink link;
       if (!link.ParseFromArray(it->value().data(),
                                static_cast<int>(it->value().size()))) {
@@ -286,28 +312,54 @@ absl::Status ReferralStoreImpl::FindEarlierReferrals(
           link.nhs_number() != child.nhs_number) {
         continue;  // same name and birth date, different child
       }
-      if (!ids_by_child[child.child_index].insert(link.referral_id()).second) {
-        continue;  // already linked for this child (by another key)
-      }
+      if (earlier.by_id.contains(link.referral_id())) continue;
       link.clear_nhs_number();
       link.set_child_index(child.child_index);
       link.set_matched_by(child.matched_by);
-      *record.add_links() = std::move(link);
+      std::string id = link.referral_id();
+      earlier.by_id.emplace(std::move(id), std::move(link));
     }
     if (!it->status().ok()) return FromRocksStatus(it->status(), "read");
   }
   *most_for_one_child = 0;
-  for (const auto& [child, ids] : ids_by_child) {
-    *most_for_one_child =
-        std::max(*most_for_one_child, static_cast<int>(ids.size()));
+  for (auto& [child, earlier] : by_child) {
+    if (earlier.by_id.empty()) continue;
+    const int count = static_cast<int>(earlier.by_id.size());
+    *most_for_one_child = std::max(*most_for_one_child, count);
+    ::referral::v1::EarlierReferralCount* counted =
+        record.add_earlier_referral_counts();
+    counted->set_child_index(child);
+    counted->set_count(count);
+    counted->set_count_capped(earlier.capped);
+    // The newest kLinksKeptPerChild, listed oldest first.
+    std::vector<StoredLink*> links;
+    links.reserve(earlier.by_id.size());
+    for (auto& [id, link] : earlier.by_id) links.push_back(&link);
+    auto newer = [](const StoredLink* a, const StoredLink* b) {
+      return a->received_at_us() != b->received_at_us()
+                 ? a->received_at_us() > b->received_at_us()
+                 : a->referral_id() > b->referral_id();
+    };
+    if (links.size() > kLinksKeptPerChild) {
+      std::partial_sort(links.begin(), links.begin() + kLinksKeptPerChild,
+                        links.end(), newer);
+      links.resize(kLinksKeptPerChild);
+    } else {
+      std::sort(links.begin(), links.end(), newer);
+    }
+    for (auto link = links.rbegin(); link != links.rend(); ++link) {
+      *record.add_links() = std::move(**link);
+    }
   }
   return absl::OkStatus();
 }
 
 absl::StatusOr<SubmitResult> ReferralStoreImpl::ApplySubmit(
-    const SubmitCommand& command, Group& group) {
+    const SubmitCommand& command,
+    const absl::StatusOr<std::string>& computed_fingerprint, Group& group) {
   RETURN_IF_ERROR(ValidateSubmit(command));
-  ASSIGN_OR_RETURN(std::string fingerprint, Fingerprint(command.referral));
+  RETURN_IF_ERROR(computed_fingerprint.status());
+  const std::string& fingerprint = *computed_fingerprint;
 
   // Idempotency: the same (agency, key) with the same referral returns the
   // original and writes nothing.
@@ -367,9 +419,10 @@ absl::StatusOr<SubmitResult> ReferralStoreImpl::ApplySubmit(
       // Counts only: never anything about the child.
       AddHistory(record, ::referral::v1::STAGE_PRIORITY_RAISED, now,
                  kBrokerActor, placement.queue,
-                 absl::StrFormat("repeated concern: %d earlier referrals in "
-                                 "%d days",
+                 absl::StrFormat("repeated concern: %d%s earlier referrals "
+                                 "in %d days",
                                  most_for_one_child,
+                                 AnyCountCapped(record) ? " or more" : "",
                                  absl::ToInt64Hours(policy.window) / 24));
     }
   }

@@ -68,6 +68,7 @@
 #include "rocksdb/options.h"
 #include "rocksdb/perf_context.h"
 #include "rocksdb/perf_level.h"
+#include "rocksdb/slice_transform.h"
 #include "rocksdb/table.h"
 #include "rocksdb/utilities/backup_engine.h"
 #include "rocksdb/utilities/table_properties_collectors.h"
@@ -104,6 +105,28 @@ bool IsIndexFamily(int family) {
   }
 }
 
+// The children index is only ever read within one child (a submission looks
+// up each of its children's match keys). With the child's part of the key as
+// a prefix Bloom filter, in the table files and the memtables, the look-up
+// for a child with no history (most children) skips nearly every file rather
+// than seeking in each, so it costs the same however many children the index
+// holds.
+class ChildLinkPrefix final : public rocksdb::SliceTransform {
+ public:
+  // Stored in every table file's properties: change it with the key format.
+  const char* Name() const override { return "referral.ChildLinkPrefix.v1"; }
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
+    // RocksDB transforms only keys InDomain accepted.
+    const std::string_view view(key.data(), key.size());
+    return rocksdb::Slice(
+        key.data(), keys::ChildLinkPrefixLength(view).value_or(key.size()));
+  }
+  bool InDomain(const rocksdb::Slice& key) const override {
+    return keys::ChildLinkPrefixLength(std::string_view(key.data(), key.size()))
+        .has_value();
+  }
+};
+
 rocksdb::ColumnFamilyOptions FamilyOptions(
     int family, const std::shared_ptr<rocksdb::Cache>& cache) {
   rocksdb::ColumnFamilyOptions options;
@@ -112,6 +135,12 @@ rocksdb::ColumnFamilyOptions FamilyOptions(
   if (family == ReferralStoreImpl::kReferrals ||
       family == ReferralStoreImpl::kIdempotency) {
     table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  }
+  if (family == ReferralStoreImpl::kChildren) {
+    options.prefix_extractor = std::make_shared<ChildLinkPrefix>();
+    options.memtable_prefix_bloom_size_ratio = 0.05;
+    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    table.whole_key_filtering = false;  // never looked up by whole key
   }
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   // Records are the bulk of the data; index entries are ~30 bytes each.
@@ -522,6 +551,8 @@ ReferralStoreImpl::~ReferralStoreImpl() {
     closing_ = true;  // the commit thread drains what is pending, then exits
   }
   if (commit_thread_.joinable()) commit_thread_.join();
+  // The last groups' callers are answered before the database closes.
+  completion_pool_.reset();
   {
     absl::WriterMutexLock lock(&state_mu_);
     committed_.snapshot.reset();
@@ -722,6 +753,8 @@ absl::Status ReferralStoreImpl::Recover() {
 }
 
 void ReferralStoreImpl::StartThreads() {
+  completion_pool_ = std::make_unique<CompletionPool>(
+      std::max(1, options_.completion_threads));
   commit_thread_ = std::thread([this] { CommitLoop(); });
   if (options_.lease_check_interval > absl::ZeroDuration()) {
     reaper_thread_ = std::thread([this] { ReaperLoop(); });
@@ -751,9 +784,13 @@ void ReferralStoreImpl::Enqueue(std::unique_ptr<Op> op) {
 
 void ReferralStoreImpl::Submit(SubmitCommand command, Done<SubmitResult> done) {
   AuditWho who = Who(command.audit, command.actor);
+  // Hashing the referral is work for the caller's thread, not the commit
+  // thread that every mutation waits for.
+  absl::StatusOr<std::string> fingerprint = Fingerprint(command.referral);
   Enqueue(MakeOp<SubmitResult>(
-      [this, command = std::move(command)](Group& group) {
-        return ApplySubmit(command, group);
+      [this, command = std::move(command),
+       fingerprint = std::move(fingerprint)](Group& group) {
+        return ApplySubmit(command, fingerprint, group);
       },
       std::move(done),
       [who = std::move(who)](const absl::StatusOr<SubmitResult>& r) {
@@ -962,15 +999,29 @@ void ReferralStoreImpl::RunGroup(std::vector<std::unique_ptr<Op>>& ops) {
     // Nothing was stored and nothing in memory changed; every mutation in
     // the group gets an error (their results may rest on each other).
     for (size_t i = 0; i < ops.size(); ++i) {
-      ops[i]->Complete(results[i].ok() ? group_status : results[i]);
+      if (results[i].ok()) results[i] = group_status;
     }
+    CompleteOnPool(ops, results);
     return;
   }
   Publish(group, wrote);
   if (options_.on_committed && !group.events().empty()) {
     options_.on_committed(group.events());
   }
-  for (size_t i = 0; i < ops.size(); ++i) ops[i]->Complete(results[i]);
+  CompleteOnPool(ops, results);
+}
+
+void ReferralStoreImpl::CompleteOnPool(std::vector<std::unique_ptr<Op>>& ops,
+                                       std::vector<absl::Status>& results) {
+  std::vector<absl::AnyInvocable<void() &&>> completions;
+  completions.reserve(ops.size());
+  for (size_t i = 0; i < ops.size(); ++i) {
+    completions.push_back(
+        [op = std::move(ops[i]), status = std::move(results[i])]() mutable {
+          op->Complete(std::move(status));
+        });
+  }
+  completion_pool_->Run(std::move(completions));
 }
 
 absl::Status ReferralStoreImpl::AppendAudit(Group& group,

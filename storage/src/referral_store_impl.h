@@ -6,9 +6,10 @@
 //  - One commit thread takes up to max_group_size mutations, applies them in
 //    order to one WriteBatchWithIndex (each reading the ones before it), makes
 //    one synced write, then publishes the group's in-memory effects and a
-//    snapshot under state_mu_, reports the queue events and calls each
-//    mutation's `done`. No mutex that callers or readers need is held across
-//    the write.
+//    snapshot under state_mu_, reports the queue events and hands each
+//    mutation's `done` to the completion pool (completion_pool.h), so that
+//    building and sending replies overlaps the next group. No mutex that
+//    callers or readers need is held across the write.
 //  - A reaper thread enqueues ExpireLeases every lease_check_interval and,
 //    while writes are failing, tries to recover them (see WriteHealth).
 //  - A backup thread copies the database for CreateBackup, so that a backup
@@ -38,6 +39,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "audit_chain.h"
+#include "completion_pool.h"
 #include "index_head.h"
 #include "referral_store_internal.h"
 #include "rocksdb/db.h"
@@ -271,6 +273,9 @@ class ReferralStoreImpl final : public ReferralStore {
   }
   void CommitLoop();
   void RunGroup(std::vector<std::unique_ptr<Op>>& ops);
+  // Hands each op, with its result, to the completion pool.
+  void CompleteOnPool(std::vector<std::unique_ptr<Op>>& ops,
+                      std::vector<absl::Status>& results);
   // Moves every head whose first key was erased in this group past the
   // tombstones, reading through the batch.
   absl::Status AdvanceHeads(Group& group);
@@ -306,8 +311,11 @@ class ReferralStoreImpl final : public ReferralStore {
   absl::StatusOr<BackupInfo> RunBackup(const std::string& backup_dir);
 
   // --- Mutations (referral_mutations.cc), run on the commit thread. --------
-  absl::StatusOr<SubmitResult> ApplySubmit(const SubmitCommand& command,
-                                           Group& group);
+  // `fingerprint` is Fingerprint(command.referral), computed by the caller's
+  // thread before the submission was queued.
+  absl::StatusOr<SubmitResult> ApplySubmit(
+      const SubmitCommand& command,
+      const absl::StatusOr<std::string>& fingerprint, Group& group);
   absl::StatusOr<std::vector<StoredReferral>> ApplyClaim(
       const ClaimCommand& command, Group& group);
   absl::StatusOr<absl::Time> ApplyExtend(const ExtendCommand& command,
@@ -443,6 +451,9 @@ class ReferralStoreImpl final : public ReferralStore {
   // The engine of the running backup, so that closing the store can stop it.
   rocksdb::BackupEngine* backup_engine_ ABSL_GUARDED_BY(backup_mu_) = nullptr;
 
+  // Runs the `done` of committed (or refused) mutations; emptied and joined
+  // after the commit thread, before the database closes.
+  std::unique_ptr<CompletionPool> completion_pool_;
   std::thread commit_thread_;
   std::thread reaper_thread_;
   std::thread backup_thread_;

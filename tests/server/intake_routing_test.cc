@@ -279,7 +279,11 @@ TEST_F(IntakeRoutingTest, RepeatedConcernsAreLinkedAndRaisedABand) {
     EXPECT_GT(link.received_at().seconds(), 0);
   }
   EXPECT_THAT(linked, ::testing::UnorderedElementsAreArray(earlier));
+  ASSERT_EQ(claimed.earlier_referral_counts_size(), 1);
+  EXPECT_EQ(claimed.earlier_referral_counts(0).count(), 3);
+  EXPECT_FALSE(claimed.earlier_referral_counts(0).count_capped());
   EXPECT_THAT(claims.claims(1).history(), IsEmpty());
+  EXPECT_THAT(claims.claims(1).earlier_referral_counts(), IsEmpty());
 }
 
 TEST_F(IntakeRoutingTest, SiblingsWithoutNhsNumbersLinkByNameAndBirthDate) {

@@ -802,6 +802,9 @@ TEST_F(RepeatedConcernTest, ThirdEarlierReferralInAYearRaisesTheBand) {
     EXPECT_EQ(link.agency_type(), ::referral::v1::AGENCY_TYPE_SCHOOL);
   }
   EXPECT_EQ(linked, earlier);
+  ASSERT_EQ(record.earlier_referral_counts_size(), 1);
+  EXPECT_EQ(record.earlier_referral_counts(0).count(), 3);
+  EXPECT_FALSE(record.earlier_referral_counts(0).count_capped());
   const auto& raised = *record.history().rbegin();
   EXPECT_EQ(raised.stage(), ::referral::v1::STAGE_PRIORITY_RAISED);
   EXPECT_EQ(raised.detail(),
@@ -811,6 +814,34 @@ TEST_F(RepeatedConcernTest, ThirdEarlierReferralInAYearRaisesTheBand) {
   const std::vector<std::string> order = QueueOrder();
   ASSERT_FALSE(order.empty());
   EXPECT_EQ(order.front(), record.referral_id());
+}
+
+TEST_F(RepeatedConcernTest, AChildWithManyReferralsShowsTheNewestAndCounts) {
+  // 130 earlier referrals in the window, an hour apart, found by NHS number
+  // and by name: the record keeps the newest 20 (oldest first) and counts up
+  // to 100, so the next referral about this child costs no more than that.
+  const absl::Time now = clock_.Now();
+  std::vector<std::string> earlier;
+  for (int hours = 130; hours >= 1; --hours) {
+    auto result = SubmitAbout("h" + std::to_string(hours),
+                              now - absl::Hours(hours), {ByNhs(), ByName()});
+    ASSERT_TRUE(result.ok()) << result.status();
+    earlier.push_back(result->record.referral_id());
+  }
+  auto result = SubmitAbout("new", now, {ByNhs(), ByName()});
+  ASSERT_TRUE(result.ok()) << result.status();
+  const StoredReferral& record = result->record;
+  std::vector<std::string> linked;
+  for (const auto& link : record.links()) linked.push_back(link.referral_id());
+  EXPECT_EQ(linked,
+            std::vector<std::string>(earlier.end() - 20, earlier.end()));
+  ASSERT_EQ(record.earlier_referral_counts_size(), 1);
+  EXPECT_EQ(record.earlier_referral_counts(0).child_index(), 0);
+  EXPECT_EQ(record.earlier_referral_counts(0).count(), 100);
+  EXPECT_TRUE(record.earlier_referral_counts(0).count_capped());
+  EXPECT_TRUE(record.repeated_concern());
+  EXPECT_EQ(record.history().rbegin()->detail(),
+            "repeated concern: 100 or more earlier referrals in 365 days");
 }
 
 TEST_F(RepeatedConcernTest, ADifferentNhsNumberIsADifferentChild) {

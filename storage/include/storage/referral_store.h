@@ -95,6 +95,11 @@ struct StoreOptions {
   std::function<void(const absl::Status&)> on_write_health_changed;
   // Largest number of mutations joined into one synced write.
   int max_group_size = 512;
+  // Threads that run the mutations' `done` callbacks after their group is
+  // committed (at least 1). Callbacks of one group may run in any order and
+  // at once; a callback may call the store, but must not wait for another
+  // mutation to commit.
+  int completion_threads = 2;
   // The window of the time-to-decision figures in QueueCounts: decisions
   // made from now - window to now, both included. Older entries of the decision
   // index are pruned as new decisions are recorded, so the index holds about

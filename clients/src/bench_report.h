@@ -1,0 +1,72 @@
+// Shared by the side-by-side benchmark's clients (referral_bench_floor,
+// referral_bench_rabbitmq, referral_bench_redis; deploy/bench.sh drives
+// them): the payload file every system is sent, a latency recorder that
+// is cheap enough to call per message from many threads, and the one JSON
+// line per measured phase that deploy/bench.sh reads. The fields match
+// referral_loadgen --json's "submit" summary, plus p99.9.
+#ifndef REFERRAL_CLIENTS_BENCH_REPORT_H_
+#define REFERRAL_CLIENTS_BENCH_REPORT_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace referral::clients {
+
+// The serialized fictitious referral, read whole. Refuses an empty file:
+// every system must be sent real bytes.
+absl::StatusOr<std::string> ReadBenchPayload(const std::string& path);
+
+struct BenchSummary {
+  int64_t ok = 0;
+  int64_t failed = 0;
+  double seconds = 0;
+  double per_second = 0;
+  double p50_ms = 0;
+  double p99_ms = 0;
+  double p999_ms = 0;
+  double max_ms = 0;
+};
+
+// Latencies of one phase. Each worker thread keeps its own vector and
+// merges it once at the end (Merge), so recording takes no lock.
+class BenchRecorder {
+ public:
+  void Merge(const std::vector<double>& latencies_ms, int64_t failed);
+  BenchSummary Summarize(absl::Duration wall) const;
+
+ private:
+  mutable absl::Mutex mu_;
+  std::vector<double> latencies_ms_ ABSL_GUARDED_BY(mu_);
+  int64_t failed_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// {"system":"redis","phase":"intake","concurrency":16,"clients":16,
+//  "ok":...,"failed":...,"seconds":...,"per_second":...,"p50_ms":...,
+//  "p99_ms":...,"p999_ms":...,"max_ms":...}  (no trailing newline)
+std::string BenchJsonLine(absl::string_view system, absl::string_view phase,
+                          int concurrency, int clients,
+                          const BenchSummary& summary);
+
+// Splits `concurrency` requests in flight over `clients` connections as
+// evenly as possible: the window of connection `index`.
+int BenchWindow(int concurrency, int clients, int index);
+
+// Runs one intake phase: `clients` threads, thread i calling
+// client(BenchWindow(concurrency, clients, i), recorder) and merging its
+// latencies into `recorder`; prints the phase's JSON line to stdout and
+// returns its summary.
+BenchSummary RunBenchIntake(
+    absl::string_view system, int concurrency, int clients,
+    absl::FunctionRef<void(int window, BenchRecorder* recorder)> client);
+
+}  // namespace referral::clients
+
+#endif  // REFERRAL_CLIENTS_BENCH_REPORT_H_
