@@ -63,6 +63,13 @@ configure_and_build() {
   # -g1 keeps the line tables that reports need.
   cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE= \
     -DCMAKE_CXX_FLAGS="-O1 -g1" -DREFERRAL_SANITIZE="$sanitizers" >/dev/null
+  # A build type's flags come after CMAKE_CXX_FLAGS and would win: this
+  # happened once (the top-level default of RelWithDebInfo), silently
+  # building at -O2 -g and twice as slowly.
+  if grep -qE -- ' -O[23s] | -g ' "$dir/compile_commands.json"; then
+    echo "sanitize: $dir does not compile at -O1 -g1 (a build type's flags crept in)" >&2
+    exit 1
+  fi
   cmake --build "$dir" -j2 "$@"
   echo "sanitize: built $dir in $((SECONDS - start)) s"
 }

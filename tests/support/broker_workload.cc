@@ -44,6 +44,22 @@ std::string DistinctGivenName(int n) {
   return name;
 }
 
+v1::Referral WorkloadReferral(const std::string& agency_id, int n) {
+  const int child = n % kDistinctChildren;
+  return SampleReferral({
+      .agency_id = agency_id,
+      .immediate_risk = n % 7 == 0,
+      .nhs_number = DistinctNhsNumber(child),
+      .given_name = DistinctGivenName(child),
+      .postcode = n % 5 == 0 ? "CB1 1AA" : "PE1 2AB",
+  });
+}
+
+v1::Decision WorkloadDecision(const std::string& referral_id) {
+  return static_cast<v1::Decision>(1 +
+                                   std::hash<std::string>{}(referral_id) % 7);
+}
+
 void ParallelFor(const std::string& address, size_t count,
                  const std::function<void(BrokerClients&, size_t)>& fn,
                  int threads) {

@@ -32,6 +32,20 @@ std::string DistinctNhsNumber(int n);
 // "Test" followed by letters spelling n: distinct for distinct n >= 0.
 std::string DistinctGivenName(int n);
 
+// The work queues of the shipped routing file that WorkloadReferral's
+// referrals reach (immediate risk, out of area, the rest).
+inline constexpr const char* kWorkQueues[] = {"ifd-triage", "ifd-urgent",
+                                              "out-of-area"};
+// Submission n of a system test's agency `agency_id`: a pure function of n,
+// so an in-doubt or repeated submission sends exactly the referral its
+// idempotency key belongs to. Its own child (n modulo kDistinctChildren), so
+// none links to another as a repeated concern; every 7th is immediate risk,
+// every 5th out of area.
+v1::Referral WorkloadReferral(const std::string& agency_id, int n);
+// The decision a triage worker records for a referral: fixed per referral, so
+// a decision re-made after an in-doubt RecordDecision is the same one.
+v1::Decision WorkloadDecision(const std::string& referral_id);
+
 // Runs fn(clients, i) for i in [0, count) on `threads` threads, each with
 // its own clients of the broker at `address` (every read is audited with a
 // synced write, so concurrent reads share the store's group commit).

@@ -50,7 +50,6 @@
 #include "gtest/gtest.h"
 #include "support/broker_process.h"
 #include "support/broker_workload.h"
-#include "support/sample_referral.h"
 
 namespace referral {
 namespace {
@@ -59,24 +58,20 @@ using ::referral::testing::BrokerClients;
 using ::referral::testing::BrokerProcess;
 using ::referral::testing::CountStage;
 using ::referral::testing::DeadLetterIds;
-using ::referral::testing::DistinctGivenName;
-using ::referral::testing::DistinctNhsNumber;
 using ::referral::testing::DrainEveryQueue;
 using ::referral::testing::ExpectDeliveriesInOrder;
 using ::referral::testing::ExpectEachReferralInOnePlace;
+using ::referral::testing::kWorkQueues;
 using ::referral::testing::ParallelFor;
 using ::referral::testing::QueueStats;
 using ::referral::testing::ReadyIds;
-using ::referral::testing::SampleReferral;
 using ::referral::testing::TempDir;
+using ::referral::testing::WorkloadDecision;
 
 constexpr int kDefaultCycles = 20;
 constexpr int kAgencyThreads = 3;
 constexpr int kTriageThreads = 2;
 constexpr int kLeaseSeconds = 2;
-// The work queues of the shipped routing file that these referrals reach
-// (immediate risk, out of area, the rest).
-const char* const kWorkQueues[] = {"ifd-triage", "ifd-urgent", "out-of-area"};
 
 // ---------------------------------------------------------------------------
 // Run parameters.
@@ -118,20 +113,7 @@ std::string AgencyFor(int n) { return absl::StrCat("crash-agency-", n % 3); }
 std::string KeyFor(int n) { return absl::StrCat("crash-", n); }
 
 v1::Referral ReferralFor(int n) {
-  return SampleReferral({
-      .agency_id = AgencyFor(n),
-      .immediate_risk = n % 7 == 0,
-      .nhs_number = DistinctNhsNumber(n),
-      .given_name = DistinctGivenName(n),
-      .postcode = n % 5 == 0 ? "CB1 1AA" : "PE1 2AB",
-  });
-}
-
-// Which decision a worker records for a referral: fixed per referral, so a
-// decision re-made after an in-doubt RecordDecision must be the same.
-v1::Decision DecisionFor(const std::string& referral_id) {
-  return static_cast<v1::Decision>(1 +
-                                   std::hash<std::string>{}(referral_id) % 7);
+  return testing::WorkloadReferral(AgencyFor(n), n);
 }
 
 grpc::Status Submit(BrokerClients& clients, int n,
@@ -242,7 +224,7 @@ void TriageLoop(const std::string& address, const std::string& worker,
         ++ledger.abandoned;
         continue;
       }
-      const v1::Decision decision = DecisionFor(claim.referral_id());
+      const v1::Decision decision = WorkloadDecision(claim.referral_id());
       v1::RecordDecisionRequest decide;
       decide.set_referral_id(claim.referral_id());
       decide.set_lease_token(claim.lease_token());
@@ -449,7 +431,7 @@ TEST(CrashConsistencyTest, AcknowledgedWorkSurvivesRepeatedKillsExactlyOnce) {
       case v1::REFERRAL_STATE_DECIDED:
         EXPECT_TRUE(ledger.decision_attempted.contains(id))
             << id << " is decided but no worker tried to decide it";
-        EXPECT_EQ(referral.decision(), DecisionFor(id)) << id;
+        EXPECT_EQ(referral.decision(), WorkloadDecision(id)) << id;
         break;
       default:
         ADD_FAILURE() << id << " is in state "

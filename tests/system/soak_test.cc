@@ -64,7 +64,6 @@
 #include "support/broker_process.h"
 #include "support/broker_workload.h"
 #include "support/http_get.h"
-#include "support/sample_referral.h"
 
 namespace referral {
 namespace {
@@ -73,28 +72,24 @@ using ::referral::testing::BrokerClients;
 using ::referral::testing::BrokerProcess;
 using ::referral::testing::CountStage;
 using ::referral::testing::DeadLetterIds;
-using ::referral::testing::DistinctGivenName;
-using ::referral::testing::DistinctNhsNumber;
 using ::referral::testing::DrainEveryQueue;
 using ::referral::testing::ExpectDeliveriesInOrder;
 using ::referral::testing::ExpectEachReferralInOnePlace;
 using ::referral::testing::HttpGet;
+using ::referral::testing::kWorkQueues;
 using ::referral::testing::ParallelFor;
 using ::referral::testing::ProcessResources;
 using ::referral::testing::QueueStats;
 using ::referral::testing::ReadProcessResources;
 using ::referral::testing::ReadyIds;
-using ::referral::testing::SampleReferral;
 using ::referral::testing::TempDir;
+using ::referral::testing::WorkloadDecision;
 
 constexpr int kAgencies = 3;
 constexpr int kTriageWorkers = 2;
 constexpr int kMinLeaseSeconds = 1;
 constexpr int kMaxLeaseSeconds = 2;
 constexpr int kMaxDeliveries = 5;  // the broker's default, passed explicitly
-// The work queues of the shipped routing file that these referrals reach
-// (immediate risk, out of area, the rest).
-const char* const kWorkQueues[] = {"ifd-triage", "ifd-urgent", "out-of-area"};
 
 // ---------------------------------------------------------------------------
 // Run parameters.
@@ -126,22 +121,7 @@ std::string AgencyFor(int n) {
 std::string KeyFor(int n) { return absl::StrCat("soak-", n); }
 
 v1::Referral ReferralFor(int n) {
-  // Every referral has its own child, so none links to another as a
-  // repeated concern. Past kDistinctChildren submissions (over two hours at
-  // the default rate) children recur; runs that long have not been tried.
-  const int child = n % testing::kDistinctChildren;
-  return SampleReferral({
-      .agency_id = AgencyFor(n),
-      .immediate_risk = n % 7 == 0,
-      .nhs_number = DistinctNhsNumber(child),
-      .given_name = DistinctGivenName(child),
-      .postcode = n % 5 == 0 ? "CB1 1AA" : "PE1 2AB",
-  });
-}
-
-v1::Decision DecisionFor(const std::string& referral_id) {
-  return static_cast<v1::Decision>(1 +
-                                   std::hash<std::string>{}(referral_id) % 7);
+  return testing::WorkloadReferral(AgencyFor(n), n);
 }
 
 std::chrono::system_clock::time_point Deadline() {
@@ -320,7 +300,7 @@ void TriageLoop(const std::string& address, const std::string& worker,
         v1::RecordDecisionRequest decision;
         decision.set_referral_id(id);
         decision.set_lease_token(claim.lease_token());
-        decision.set_decision(DecisionFor(id));
+        decision.set_decision(WorkloadDecision(id));
         decision.set_rationale("Fictitious soak-test rationale.");
         decision.set_feedback("Fictitious feedback for the referrer.");
         v1::RecordDecisionResponse response;
@@ -337,7 +317,7 @@ void TriageLoop(const std::string& address, const std::string& worker,
       if (outcome.ok()) {
         if (!decide) {
           ledger.releases.Add();
-        } else if (ledger.decided.emplace(id, DecisionFor(id)).second) {
+        } else if (ledger.decided.emplace(id, WorkloadDecision(id)).second) {
           ledger.decides.Add();
         } else {
           ledger.violations.push_back(absl::StrCat(id, ": decided twice"));
@@ -377,7 +357,7 @@ void AcknowledgerLoop(const std::string& address, absl::Notification& stop,
       }
       for (const v1::Outcome& outcome : outcomes.outcomes()) {
         const std::string& id = outcome.referral_id();
-        if (outcome.decision() != DecisionFor(id)) {
+        if (outcome.decision() != WorkloadDecision(id)) {
           Violation(ledger, absl::StrCat(id, ": outcome lists decision ",
                                          outcome.decision()));
         }
