@@ -41,7 +41,10 @@ ABSL_FLAG(std::string, tls_server_name, "",
           "name the broker's certificate must carry, if not the --server "
           "host");
 ABSL_FLAG(int64_t, n, 10000, "referrals to submit");
-ABSL_FLAG(int, concurrency, 64, "submissions in flight at once");
+ABSL_FLAG(int, concurrency, 64, "submission calls in flight at once");
+ABSL_FLAG(int, batch, 1,
+          "referrals per call: 1 uses SubmitReferral, 2..500 use "
+          "SubmitReferrals (concurrency x batch referrals in flight)");
 ABSL_FLAG(int, channels, 1, "HTTP/2 connections to spread calls over");
 ABSL_FLAG(std::string, referral, "",
           "protobuf JSON referral to submit (default: a built-in ~2 KB "
@@ -61,6 +64,10 @@ ABSL_FLAG(int, claim_batch, 50, "ClaimReferrals max per call (1..100)");
 ABSL_FLAG(int, drain_workers, 4, "concurrent claim loops");
 ABSL_FLAG(int, lease_seconds, 0, "lease length (0: broker default)");
 ABSL_FLAG(std::string, decision, "no-further-action", "decision to record");
+ABSL_FLAG(bool, decide_any, false,
+          "decide whatever the drain claims (not only this run's "
+          "referrals) until as many as were submitted are decided; only on "
+          "a broker kept for load testing");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Minutes(10),
           "give up draining after this long");
 ABSL_FLAG(bool, json, false, "print the report as one JSON line");
@@ -87,6 +94,7 @@ constexpr const char* kOwnFlags[] = {"server",
                                      "tls_server_name",
                                      "n",
                                      "concurrency",
+                                     "batch",
                                      "channels",
                                      "referral",
                                      "vary_children",
@@ -99,6 +107,7 @@ constexpr const char* kOwnFlags[] = {"server",
                                      "drain_workers",
                                      "lease_seconds",
                                      "decision",
+                                     "decide_any",
                                      "drain_timeout",
                                      "json",
                                      "write_payload",
@@ -156,6 +165,7 @@ int Main(int argc, char** argv) {
   LoadOptions options;
   options.n = absl::GetFlag(FLAGS_n);
   options.concurrency = absl::GetFlag(FLAGS_concurrency);
+  options.batch = absl::GetFlag(FLAGS_batch);
   options.rpc_timeout = absl::GetFlag(FLAGS_timeout);
   options.drain = absl::GetFlag(FLAGS_drain);
   options.queue = absl::GetFlag(FLAGS_queue);
@@ -163,12 +173,16 @@ int Main(int argc, char** argv) {
   options.drain_workers = absl::GetFlag(FLAGS_drain_workers);
   options.lease_seconds = absl::GetFlag(FLAGS_lease_seconds);
   options.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
+  options.decide_any = absl::GetFlag(FLAGS_decide_any);
   options.key_prefix = absl::GetFlag(FLAGS_key_prefix);
   if (options.key_prefix.empty()) {
     options.key_prefix = absl::StrCat("loadgen-", RandomRunId(), "-");
   }
   if (options.n < 0) return Usage("--n must not be negative");
   if (options.concurrency < 1) return Usage("--concurrency must be >= 1");
+  if (options.batch < 1 || options.batch > 500) {
+    return Usage("--batch must be 1..500");
+  }
   if (options.claim_batch < 1 || options.claim_batch > 100) {
     return Usage("--claim_batch must be 1..100");
   }

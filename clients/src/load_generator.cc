@@ -109,29 +109,26 @@ struct RunState {
 
 void IssueSubmit(const std::shared_ptr<RunState>& state);
 
-void OnSubmitDone(const std::shared_ptr<RunState>& state,
-                  const grpc::Status& status,
-                  const v1::SubmitReferralResponse& response,
-                  absl::Duration latency) {
+// Counts one answered submission (of either call).
+void RecordSubmission(const std::shared_ptr<RunState>& state,
+                      const grpc::Status& status,
+                      const v1::SubmitReferralResponse& response,
+                      absl::Duration latency) {
   state->submit_stats.Record(status, latency);
   if (status.ok()) {
     absl::MutexLock lock(&state->submit_ms_mu);
     state->submit_ms.push_back(absl::ToDoubleMilliseconds(latency));
   }
-  {
-    absl::MutexLock lock(&state->mu);
-    if (status.ok() && response.duplicate()) {
-      // Stored by an earlier run, perhaps decided already: not ours to
-      // drain.
-      ++state->duplicates;
-    } else if (status.ok()) {
-      state->undecided.insert(response.referral_id());
-      ++state->submitted_per_queue[response.queue()];
-    }
-    ++state->submits_done;
+  absl::MutexLock lock(&state->mu);
+  if (status.ok() && response.duplicate()) {
+    // Stored by an earlier run, perhaps decided already: not ours to
+    // drain.
+    ++state->duplicates;
+  } else if (status.ok()) {
+    state->undecided.insert(response.referral_id());
+    ++state->submitted_per_queue[response.queue()];
   }
-  // Keep `concurrency` calls in flight: each completion starts the next.
-  IssueSubmit(state);
+  ++state->submits_done;
 }
 
 void IssueSubmit(const std::shared_ptr<RunState>& state) {
@@ -142,7 +139,10 @@ void IssueSubmit(const std::shared_ptr<RunState>& state) {
                         [state](const grpc::Status& status,
                                 const v1::SubmitReferralResponse& response,
                                 absl::Duration latency) {
-                          OnSubmitDone(state, status, response, latency);
+                          RecordSubmission(state, status, response, latency);
+                          // Keep `concurrency` calls in flight: each
+                          // completion starts the next.
+                          IssueSubmit(state);
                         });
   *call->request()->mutable_referral() = state->source(index);
   call->request()->set_idempotency_key(
@@ -151,6 +151,53 @@ void IssueSubmit(const std::shared_ptr<RunState>& state) {
       *state->intake[static_cast<size_t>(index) % state->intake.size()];
   stub.async()->SubmitReferral(call->context(), call->request(),
                                call->response(), call);
+  call->Begin();
+}
+
+void IssueSubmitBatch(const std::shared_ptr<RunState>& state) {
+  const int64_t first = state->next_index.fetch_add(state->options.batch);
+  const int64_t end = std::min(first + state->options.batch, state->options.n);
+  if (first >= end) return;
+  using Call =
+      UnaryCall<v1::SubmitReferralsRequest, v1::SubmitReferralsResponse>;
+  auto* call = new Call(
+      state->options.rpc_timeout,
+      [state, count = end - first](const grpc::Status& status,
+                                   const v1::SubmitReferralsResponse& response,
+                                   absl::Duration latency) {
+        for (int64_t i = 0; i < count; ++i) {
+          // A failed call fails each of its referrals; an answer without a
+          // result for one is that referral's failure.
+          if (!status.ok() || i >= response.results_size()) {
+            RecordSubmission(state,
+                             status.ok()
+                                 ? grpc::Status(grpc::StatusCode::INTERNAL,
+                                                "no result for this referral")
+                                 : status,
+                             v1::SubmitReferralResponse(), latency);
+            continue;
+          }
+          const v1::SubmitReferralResult& result =
+              response.results(static_cast<int>(i));
+          RecordSubmission(
+              state,
+              grpc::Status(static_cast<grpc::StatusCode>(result.code()),
+                           result.message()),
+              result.accepted(), latency);
+        }
+        IssueSubmitBatch(state);
+      });
+  for (int64_t index = first; index < end; ++index) {
+    v1::SubmitReferralRequest* submission = call->request()->add_referrals();
+    *submission->mutable_referral() = state->source(index);
+    submission->set_idempotency_key(
+        absl::StrCat(state->options.key_prefix, index));
+  }
+  v1::ReferralIntake::Stub& stub =
+      *state->intake[static_cast<size_t>(first / state->options.batch) %
+                     state->intake.size()];
+  stub.async()->SubmitReferrals(call->context(), call->request(),
+                                call->response(), call);
   call->Begin();
 }
 
@@ -213,7 +260,8 @@ void IssueDecide(const std::shared_ptr<RunState>& state, v1::Triage::Stub& stub,
                  state->decide_stats.Record(status, latency);
                  if (status.ok()) {
                    absl::MutexLock lock(&state->mu);
-                   if (state->undecided.erase(referral_id) > 0) {
+                   if (state->undecided.erase(referral_id) > 0 ||
+                       state->options.decide_any) {
                      ++state->decided_per_queue[queue];
                    }
                    batch->Done();
@@ -313,7 +361,8 @@ void DrainWorker(const std::shared_ptr<RunState>& state, int worker,
       absl::MutexLock lock(&state->mu);
       for (const v1::ClaimedReferral& claim : response.claims()) {
         ++state->claimed;
-        if (state->undecided.count(claim.referral_id()) > 0) {
+        if (state->options.decide_any ||
+            state->undecided.count(claim.referral_id()) > 0) {
           ours.push_back(&claim);
         } else {
           ++state->foreign;
@@ -392,6 +441,7 @@ LoadReport RunLoad(const std::vector<std::shared_ptr<grpc::Channel>>& channels,
   state->options = options;
   state->options.concurrency = std::max(1, options.concurrency);
   state->options.drain_workers = std::max(1, options.drain_workers);
+  state->options.batch = std::clamp(options.batch, 1, 500);
   state->source = source;
   for (const auto& channel : channels) {
     state->intake.push_back(v1::ReferralIntake::NewStub(channel));
@@ -407,8 +457,14 @@ LoadReport RunLoad(const std::vector<std::shared_ptr<grpc::Channel>>& channels,
   const absl::Time submit_start = absl::Now();
   const int64_t n = std::max<int64_t>(0, options.n);
   state->options.n = n;
-  for (int i = 0; i < state->options.concurrency && i < n; ++i) {
-    IssueSubmit(state);
+  const int batch = state->options.batch;
+  for (int i = 0; i < state->options.concurrency && int64_t{i} * batch < n;
+       ++i) {
+    if (batch > 1) {
+      IssueSubmitBatch(state);
+    } else {
+      IssueSubmit(state);
+    }
   }
   {
     absl::MutexLock lock(&state->mu);
@@ -570,8 +626,8 @@ bool LoadSucceeded(const LoadOptions& options, const LoadReport& report) {
 std::string FormatLoadReport(const LoadOptions& options,
                              const LoadReport& report) {
   std::string out = absl::StrFormat(
-      "referral_loadgen n=%d concurrency=%d drain=%s\n", options.n,
-      options.concurrency, options.drain ? "true" : "false");
+      "referral_loadgen n=%d concurrency=%d batch=%d drain=%s\n", options.n,
+      options.concurrency, options.batch, options.drain ? "true" : "false");
   absl::StrAppend(&out, "submit   ", FormatSummary(report.submit), "\n");
   if (options.drain) {
     absl::StrAppend(&out, "claim    ", FormatSummary(report.claim),
@@ -642,6 +698,7 @@ std::string LoadReportJson(const LoadOptions& options,
   }
   std::string out = absl::StrCat(
       "{\"n\":", options.n, ",\"concurrency\":", options.concurrency,
+      ",\"batch\":", options.batch,
       ",\"drain\":", options.drain ? "true" : "false",
       ",\"submit\":", SummaryJson(report.submit));
   if (options.drain) {

@@ -27,7 +27,11 @@ namespace referral::clients {
 
 struct LoadOptions {
   int64_t n = 10000;     // referrals to submit
-  int concurrency = 64;  // submissions in flight at once
+  int concurrency = 64;  // submission calls in flight at once
+  // Referrals per call: 1 uses SubmitReferral, more use SubmitReferrals
+  // (up to 500) with that many referrals in each call, so `concurrency` x
+  // `batch` referrals are in flight. Each referral's latency is its call's.
+  int batch = 1;
   // Prefix of every idempotency key (the index is appended); make it unique
   // per run, or a rerun gets the first run's referrals back as duplicates.
   std::string key_prefix = "loadgen-";
@@ -41,6 +45,11 @@ struct LoadOptions {
   int lease_seconds = 0;  // 0: the broker's default
   std::string worker_prefix = "loadgen";
   referral::v1::Decision decision = referral::v1::DECISION_NO_FURTHER_ACTION;
+  // Decide whatever the drain claims, not only this run's referrals, until
+  // at least as many as it submitted are decided (the workers' last claims
+  // may take it past): for timing claims at the head of
+  // a deep queue on a broker kept for load testing (deploy/bench_scale.sh).
+  bool decide_any = false;
   // Give up draining after this long (then the run fails).
   absl::Duration drain_timeout = absl::Minutes(10);
 };

@@ -31,6 +31,7 @@ struct Rule {
 // here grants ops or admin a way to read a referral.
 constexpr Rule kPolicy[] = {
     {BrokerMethod::kSubmitReferral, "SubmitReferral", kAgency},
+    {BrokerMethod::kSubmitReferrals, "SubmitReferrals", kAgency},
     {BrokerMethod::kGetReferralStatus, "GetReferralStatus", kAgency},
     {BrokerMethod::kListOutcomes, "ListOutcomes", kAgency},
     {BrokerMethod::kAcknowledgeOutcome, "AcknowledgeOutcome", kAgency},

@@ -20,6 +20,7 @@ namespace referral::server {
 enum class BrokerMethod {
   // ReferralIntake (agencies)
   kSubmitReferral,
+  kSubmitReferrals,
   kGetReferralStatus,
   kListOutcomes,
   kAcknowledgeOutcome,
@@ -44,17 +45,18 @@ enum class BrokerMethod {
 };
 
 // Every method, for tests and for building per-method metrics.
-inline constexpr std::array<BrokerMethod, 20> kAllBrokerMethods = {
-    BrokerMethod::kSubmitReferral,    BrokerMethod::kGetReferralStatus,
-    BrokerMethod::kListOutcomes,      BrokerMethod::kAcknowledgeOutcome,
-    BrokerMethod::kListQueue,         BrokerMethod::kClaimReferrals,
-    BrokerMethod::kExtendClaim,       BrokerMethod::kReleaseReferral,
-    BrokerMethod::kRecordDecision,    BrokerMethod::kWatchQueue,
-    BrokerMethod::kGetQueueStats,     BrokerMethod::kListDeadLetters,
-    BrokerMethod::kRequeueDeadLetter, BrokerMethod::kExportAudit,
-    BrokerMethod::kVerifyAudit,       BrokerMethod::kReloadConfig,
-    BrokerMethod::kCreateBackup,      BrokerMethod::kListNotices,
-    BrokerMethod::kListBackups,       BrokerMethod::kVerifyBackup,
+inline constexpr std::array<BrokerMethod, 21> kAllBrokerMethods = {
+    BrokerMethod::kSubmitReferral,     BrokerMethod::kSubmitReferrals,
+    BrokerMethod::kGetReferralStatus,  BrokerMethod::kListOutcomes,
+    BrokerMethod::kAcknowledgeOutcome, BrokerMethod::kListQueue,
+    BrokerMethod::kClaimReferrals,     BrokerMethod::kExtendClaim,
+    BrokerMethod::kReleaseReferral,    BrokerMethod::kRecordDecision,
+    BrokerMethod::kWatchQueue,         BrokerMethod::kGetQueueStats,
+    BrokerMethod::kListDeadLetters,    BrokerMethod::kRequeueDeadLetter,
+    BrokerMethod::kExportAudit,        BrokerMethod::kVerifyAudit,
+    BrokerMethod::kReloadConfig,       BrokerMethod::kCreateBackup,
+    BrokerMethod::kListNotices,        BrokerMethod::kListBackups,
+    BrokerMethod::kVerifyBackup,
 };
 
 // The RPC name without its service, e.g. "SubmitReferral".

@@ -52,6 +52,10 @@ class IntakeService final : public v1::ReferralIntake::CallbackService {
       grpc::CallbackServerContext* call,
       const v1::SubmitReferralRequest* request,
       v1::SubmitReferralResponse* response) override;
+  grpc::ServerUnaryReactor* SubmitReferrals(
+      grpc::CallbackServerContext* call,
+      const v1::SubmitReferralsRequest* request,
+      v1::SubmitReferralsResponse* response) override;
   grpc::ServerUnaryReactor* GetReferralStatus(
       grpc::CallbackServerContext* call,
       const v1::GetReferralStatusRequest* request,
@@ -65,6 +69,10 @@ class IntakeService final : public v1::ReferralIntake::CallbackService {
       v1::AcknowledgeOutcomeResponse* response) override;
 
  private:
+  // Checks and routes one submission for `caller` (logging a refusal).
+  absl::StatusOr<storage::SubmitCommand> PlanForCaller(
+      const Caller& caller, const v1::SubmitReferralRequest& request,
+      absl::Time now, const FrontDoorRules& rules) const;
   absl::StatusOr<storage::StoredReferral> OwnReferral(
       const Caller& caller, const std::string& referral_id) const;
 

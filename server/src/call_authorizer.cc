@@ -48,7 +48,8 @@ std::string ActorFor(const Principal& principal) {
 }  // namespace
 
 absl::StatusOr<Caller> CallAuthorizer::Authorize(
-    const grpc::CallbackServerContext& call, BrokerMethod method) const {
+    const grpc::CallbackServerContext& call, BrokerMethod method,
+    int calls) const {
   Caller caller;
   if (development()) {
     caller.actor = "development";
@@ -67,7 +68,7 @@ absl::StatusOr<Caller> CallAuthorizer::Authorize(
   // Held to the rate limit once known, before any work is done for it.
   const std::string limited =
       caller.principal != nullptr ? caller.principal->name : caller.actor;
-  const absl::Duration wait = limiter_.Admit(limited, clock_());
+  const absl::Duration wait = limiter_.Admit(limited, clock_(), calls);
   if (wait > absl::ZeroDuration()) {
     const int64_t wait_ms = std::max<int64_t>(
         1, absl::ToInt64Milliseconds(absl::Ceil(wait, absl::Milliseconds(1))));

@@ -56,8 +56,10 @@ class CallAuthorizer {
   // UNAUTHENTICATED without a verified, registered client certificate;
   // PERMISSION_DENIED when the principal's roles do not allow `method`;
   // RESOURCE_EXHAUSTED, with the wait in the message, over the rate limit.
+  // `calls`: what the call counts for against the rate limit (a batch
+  // counts each of its items).
   absl::StatusOr<Caller> Authorize(const grpc::CallbackServerContext& call,
-                                   BrokerMethod method) const;
+                                   BrokerMethod method, int calls = 1) const;
 
   // PERMISSION_DENIED when a triage principal may not use `queue`.
   absl::Status AuthorizeQueue(const Caller& caller,

@@ -74,28 +74,55 @@ bool ParseLogLevel(std::string_view text, LogLevel* level) {
   return false;
 }
 
+namespace {
+
+bool Logged(LogLevel level) {
+  return static_cast<int>(level) >= min_level.load(std::memory_order_relaxed);
+}
+
+void AppendLine(std::string& out, LogLevel level, std::string_view event,
+                std::initializer_list<LogField> fields) {
+  out += "{\"time\":";
+  AppendJsonString(out, absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::Now(),
+                                         absl::UTCTimeZone()));
+  out += ",\"level\":";
+  AppendJsonString(out, LevelName(level));
+  out += ",\"event\":";
+  AppendJsonString(out, event);
+  for (const auto& [key, value] : fields) {
+    out.push_back(',');
+    AppendJsonString(out, key);
+    out.push_back(':');
+    AppendJsonString(out, value);
+  }
+  out += "}\n";
+}
+
+// One write per call so concurrent writers' lines never interleave.
+void Write(std::string_view lines) {
+  if (lines.empty()) return;
+  std::fwrite(lines.data(), 1, lines.size(), stderr);
+  std::fflush(stderr);
+}
+
+}  // namespace
+
 void LogEvent(LogLevel level, std::string_view event,
               std::initializer_list<LogField> fields) {
-  if (static_cast<int>(level) < min_level.load(std::memory_order_relaxed)) {
-    return;
-  }
-  std::string line = "{\"time\":";
-  AppendJsonString(line, absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::Now(),
-                                          absl::UTCTimeZone()));
-  line += ",\"level\":";
-  AppendJsonString(line, LevelName(level));
-  line += ",\"event\":";
-  AppendJsonString(line, event);
-  for (const auto& [key, value] : fields) {
-    line.push_back(',');
-    AppendJsonString(line, key);
-    line.push_back(':');
-    AppendJsonString(line, value);
-  }
-  line += "}\n";
-  // One write per line so concurrent lines never interleave.
-  std::fwrite(line.data(), 1, line.size(), stderr);
-  std::fflush(stderr);
+  if (!Logged(level)) return;
+  std::string line;
+  AppendLine(line, level, event, fields);
+  Write(line);
+}
+
+void LogLines::Add(LogLevel level, std::string_view event,
+                   std::initializer_list<LogField> fields) {
+  if (Logged(level)) AppendLine(lines_, level, event, fields);
+}
+
+void LogLines::Flush() {
+  Write(lines_);
+  lines_.clear();
 }
 
 }  // namespace referral::server

@@ -23,6 +23,25 @@ using LogField = std::pair<std::string_view, std::string>;
 void LogEvent(LogLevel level, std::string_view event,
               std::initializer_list<LogField> fields = {});
 
+// Many lines with one write (a group commit's events, a batch call's
+// results): they stay together and cost one system call. Lines below the
+// log level are dropped as by LogEvent.
+class LogLines {
+ public:
+  LogLines() = default;
+  LogLines(const LogLines&) = delete;
+  LogLines& operator=(const LogLines&) = delete;
+  // Writes what was added.
+  ~LogLines() { Flush(); }
+
+  void Add(LogLevel level, std::string_view event,
+           std::initializer_list<LogField> fields = {});
+  void Flush();
+
+ private:
+  std::string lines_;
+};
+
 }  // namespace referral::server
 
 #endif  // REFERRAL_SERVER_EVENT_LOG_H_

@@ -24,9 +24,12 @@ class RateLimiter {
  public:
   explicit RateLimiter(RateLimit limit) : limit_(limit) {}
 
-  // Zero when the call may go ahead (and is counted); otherwise how long
-  // the caller should wait before one more call would be admitted.
-  absl::Duration Admit(std::string_view principal, absl::Time now);
+  // Zero when the call may go ahead (and is counted as `calls` calls: a
+  // batch counts each of its items); otherwise how long the caller should
+  // wait before it would be admitted. A cost above the burst is charged as
+  // the whole burst, so that no batch can be refused forever.
+  absl::Duration Admit(std::string_view principal, absl::Time now,
+                       double calls = 1);
 
  private:
   struct Bucket {

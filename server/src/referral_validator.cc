@@ -186,41 +186,56 @@ std::string_view Trimmed(std::string_view s) {
 // invalid UTF-8 in every path (in-process setters, some parsers), and a
 // stored invalid string breaks JSON export and the council's case system
 // downstream.
-void CheckUtf8Recursively(const Message& message, std::string_view prefix,
+// Where CheckUtf8Recursively is: a chain up to the root, turned into a
+// field path only when there is something to report (most referrals have
+// nothing, and they are checked on every submission).
+struct FieldStep {
+  const FieldStep* parent = nullptr;
+  std::string_view name;  // the root's name is the whole prefix
+  int index = -1;         // -1: not an element of a repeated field
+
+  std::string ToPath() const {
+    if (parent == nullptr) return std::string(name);
+    const std::string up = parent->ToPath();
+    return index < 0 ? Path(up, name) : Indexed(up, name, index);
+  }
+};
+
+void CheckUtf8Recursively(const Message& message, const FieldStep& at,
                           FieldViolations& violations) {
   const Reflection* reflection = message.GetReflection();
   std::vector<const FieldDescriptor*> fields;
   reflection->ListFields(message, &fields);
+  std::string scratch;
   for (const FieldDescriptor* field : fields) {
-    std::string scratch;
+    const bool repeated = field->is_repeated();
+    const int n = repeated ? reflection->FieldSize(message, field) : 1;
     if (field->type() == FieldDescriptor::TYPE_STRING) {
-      if (field->is_repeated()) {
-        const int n = reflection->FieldSize(message, field);
-        for (int i = 0; i < n; ++i) {
-          if (!IsValidUtf8(reflection->GetRepeatedStringReference(
-                  message, field, i, &scratch))) {
-            violations.Add(Indexed(prefix, field->name(), i),
-                           "must be valid UTF-8");
-          }
+      for (int i = 0; i < n; ++i) {
+        const std::string& value =
+            repeated ? reflection->GetRepeatedStringReference(message, field, i,
+                                                              &scratch)
+                     : reflection->GetStringReference(message, field, &scratch);
+        if (!IsValidUtf8(value)) {
+          const FieldStep step{&at, field->name(), repeated ? i : -1};
+          violations.Add(step.ToPath(), "must be valid UTF-8");
         }
-      } else if (!IsValidUtf8(reflection->GetStringReference(message, field,
-                                                             &scratch))) {
-        violations.Add(Path(prefix, field->name()), "must be valid UTF-8");
       }
     } else if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
-      if (field->is_repeated()) {
-        const int n = reflection->FieldSize(message, field);
-        for (int i = 0; i < n; ++i) {
-          CheckUtf8Recursively(
-              reflection->GetRepeatedMessage(message, field, i),
-              Indexed(prefix, field->name(), i), violations);
-        }
-      } else {
-        CheckUtf8Recursively(reflection->GetMessage(message, field),
-                             Path(prefix, field->name()), violations);
+      for (int i = 0; i < n; ++i) {
+        const FieldStep step{&at, field->name(), repeated ? i : -1};
+        CheckUtf8Recursively(
+            repeated ? reflection->GetRepeatedMessage(message, field, i)
+                     : reflection->GetMessage(message, field),
+            step, violations);
       }
     }
   }
+}
+
+void CheckUtf8Recursively(const Message& message, std::string_view prefix,
+                          FieldViolations& violations) {
+  CheckUtf8Recursively(message, FieldStep{nullptr, prefix, -1}, violations);
 }
 
 void CheckLength(std::string_view path, std::string_view value,
@@ -236,12 +251,15 @@ void CheckStrings(const Msg& message, std::string_view prefix,
                   FieldViolations& violations) {
   for (const StringField<Msg>& field : fields) {
     const std::string& value = (message.*field.get)();
-    const std::string path = Path(prefix, field.name);
+    // The path is built only for a violation: this runs for every field of
+    // every submission.
     if (field.required && Trimmed(value).empty()) {
-      violations.Add(path, "is required");
+      violations.Add(Path(prefix, field.name), "is required");
       continue;
     }
-    CheckLength(path, value, field.max_bytes, violations);
+    if (field.max_bytes > 0 && value.size() > field.max_bytes) {
+      CheckLength(Path(prefix, field.name), value, field.max_bytes, violations);
+    }
   }
 }
 

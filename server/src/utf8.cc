@@ -1,5 +1,8 @@
 #include "utf8.h"
 
+#include <cstdint>
+#include <cstring>
+
 namespace referral::server {
 
 std::optional<char32_t> DecodeUtf8(std::string_view s, std::size_t* pos) {
@@ -52,9 +55,24 @@ std::optional<char32_t> DecodeUtf8(std::string_view s, std::size_t* pos) {
 }
 
 bool IsValidUtf8(std::string_view s) {
+  // Referral text is mostly ASCII: skip it eight bytes at a time and decode
+  // only around the bytes with the top bit set.
+  constexpr uint64_t kTopBits = 0x8080808080808080ULL;
   std::size_t pos = 0;
   while (pos < s.size()) {
-    if (!DecodeUtf8(s, &pos).has_value()) return false;
+    if (s.size() - pos >= sizeof(uint64_t)) {
+      uint64_t word;
+      std::memcpy(&word, s.data() + pos, sizeof(word));
+      if ((word & kTopBits) == 0) {
+        pos += sizeof(word);
+        continue;
+      }
+    }
+    if (static_cast<unsigned char>(s[pos]) < 0x80) {
+      ++pos;
+    } else if (!DecodeUtf8(s, &pos).has_value()) {
+      return false;
+    }
   }
   return true;
 }

@@ -106,6 +106,7 @@ QueueEvent MakeEvent(QueueEvent::Kind kind, const StoredReferral& record,
 
 absl::Status FromRocksStatus(const rocksdb::Status& status,
                              std::string_view what) {
+  if (status.ok()) return absl::OkStatus();
   // RocksDB messages name files and codes, never record content.
   const std::string message =
       absl::StrCat(std::string(what), " failed: ", status.ToString());

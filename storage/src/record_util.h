@@ -52,8 +52,9 @@ void AddHistory(::referral::storage::v1::StoredReferral& record,
     const ::referral::storage::v1::StoredReferral& record,
     std::string_view queue, absl::Time at, std::string_view worker = "");
 
-// RocksDB failure to absl::Status: RESOURCE_EXHAUSTED when the disk is full,
-// UNAVAILABLE otherwise. `what` names the action ("commit", "read").
+// RocksDB status to absl::Status: OK stays OK; RESOURCE_EXHAUSTED when the
+// disk is full, UNAVAILABLE for any other failure. `what` names the action
+// ("commit", "read").
 absl::Status FromRocksStatus(const rocksdb::Status& status,
                              std::string_view what);
 

@@ -355,7 +355,7 @@ absl::Status ReferralStoreImpl::FindEarlierReferrals(
 }
 
 absl::StatusOr<SubmitResult> ReferralStoreImpl::ApplySubmit(
-    const SubmitCommand& command,
+    SubmitCommand& command,
     const absl::StatusOr<std::string>& computed_fingerprint, Group& group) {
   RETURN_IF_ERROR(ValidateSubmit(command));
   RETURN_IF_ERROR(computed_fingerprint.status());
@@ -391,7 +391,9 @@ absl::StatusOr<SubmitResult> ReferralStoreImpl::ApplySubmit(
   record.set_agency_id(command.agency_id);
   record.set_idempotency_key(command.idempotency_key);
   record.set_fingerprint(fingerprint);
-  *record.mutable_referral() = command.referral;
+  // Moved, not copied: the command is applied once and the referral is the
+  // bulk of it.
+  *record.mutable_referral() = std::move(command.referral);
   record.set_received_at_us(ToMicros(command.received_at));
   record.set_state(::referral::v1::REFERRAL_STATE_QUEUED);
   record.set_queue(placement.queue);
@@ -427,13 +429,11 @@ absl::StatusOr<SubmitResult> ReferralStoreImpl::ApplySubmit(
     }
   }
 
-  // Writes: the record, the seq high-water, idempotency, child links, the
+  // Writes: the record, idempotency, child links, the
   // queue's marker and its ready and arrival entries, and a notice (and
   // marker) for each notified queue.
   QueueState* queue = group.Queue(placement.queue, /*create=*/true);
   RETURN_IF_ERROR(PutRecord(group, record));
-  RETURN_IF_ERROR(FromBatch(group.batch().Put(cf(kMeta), keys::NextSeqMetaKey(),
-                                              keys::EncodeUint64(seq + 1))));
   if (!command.idempotency_key.empty()) {
     RETURN_IF_ERROR(FromBatch(group.batch().Put(
         cf(kIdempotency), idempotency_key, keys::EncodeUint64(seq))));
@@ -441,7 +441,7 @@ absl::StatusOr<SubmitResult> ReferralStoreImpl::ApplySubmit(
   StoredLink self;
   self.set_referral_id(record.referral_id());
   self.set_received_at_us(record.received_at_us());
-  self.set_agency_type(command.referral.referrer().agency_type());
+  self.set_agency_type(record.referral().referrer().agency_type());
   std::set<std::string> indexed;
   for (const ChildMatchKey& child : command.child_keys) {
     if (child.key.empty() || !indexed.insert(child.key).second) continue;

@@ -789,7 +789,7 @@ void ReferralStoreImpl::Submit(SubmitCommand command, Done<SubmitResult> done) {
   absl::StatusOr<std::string> fingerprint = Fingerprint(command.referral);
   Enqueue(MakeOp<SubmitResult>(
       [this, command = std::move(command),
-       fingerprint = std::move(fingerprint)](Group& group) {
+       fingerprint = std::move(fingerprint)](Group& group) mutable {
         return ApplySubmit(command, fingerprint, group);
       },
       std::move(done),
@@ -970,6 +970,14 @@ void ReferralStoreImpl::RunGroup(std::vector<std::unique_ptr<Op>>& ops) {
     // refused mutation is still on the record), and commit or fail with it.
     group_status = AppendAudit(group, ops[i]->AuditEntries(results[i]));
     if (!group_status.ok()) break;
+  }
+  if (group_status.ok() &&
+      group.next_seq() != CommittedForCommitThread().next_seq) {
+    // The seq high-water, once per group rather than once per submission.
+    group_status =
+        FromRocksStatus(group.batch().Put(cf(kMeta), keys::NextSeqMetaKey(),
+                                          keys::EncodeUint64(group.next_seq())),
+                        "batch");
   }
   if (group_status.ok()) group_status = AdvanceHeads(group);
   const bool wrote = group.batch().GetWriteBatch()->Count() > 0;

@@ -312,10 +312,11 @@ class ReferralStoreImpl final : public ReferralStore {
 
   // --- Mutations (referral_mutations.cc), run on the commit thread. --------
   // `fingerprint` is Fingerprint(command.referral), computed by the caller's
-  // thread before the submission was queued.
+  // thread before the submission was queued. Moves the referral out of
+  // `command` into the stored record.
   absl::StatusOr<SubmitResult> ApplySubmit(
-      const SubmitCommand& command,
-      const absl::StatusOr<std::string>& fingerprint, Group& group);
+      SubmitCommand& command, const absl::StatusOr<std::string>& fingerprint,
+      Group& group);
   absl::StatusOr<std::vector<StoredReferral>> ApplyClaim(
       const ClaimCommand& command, Group& group);
   absl::StatusOr<absl::Time> ApplyExtend(const ExtendCommand& command,

@@ -86,6 +86,11 @@ class FakeBroker final : public fake_v1::ReferralIntake::Service,
     records_[r.id] = r;
     return r.id;
   }
+  // The number of referrals in each SubmitReferrals call, in call order.
+  std::vector<int> batch_sizes() const {
+    absl::MutexLock lock(&mu_);
+    return batch_sizes_;
+  }
   std::vector<fake_v1::SubmitReferralRequest> submits() const {
     absl::MutexLock lock(&mu_);
     return submits_;
@@ -192,6 +197,28 @@ class FakeBroker final : public fake_v1::ReferralIntake::Service,
     *response->mutable_received_at() = FakeTimestamp(r.received);
     *response->mutable_due_at() = FakeTimestamp(r.received + absl::Hours(24));
     response->set_priority_band(fake_v1::PRIORITY_BAND_STANDARD);
+    return grpc::Status::OK;
+  }
+
+  // Each submission as SubmitReferral would answer it alone.
+  grpc::Status SubmitReferrals(
+      grpc::ServerContext* context,
+      const fake_v1::SubmitReferralsRequest* request,
+      fake_v1::SubmitReferralsResponse* response) override {
+    {
+      absl::MutexLock lock(&mu_);
+      batch_sizes_.push_back(request->referrals_size());
+    }
+    for (const fake_v1::SubmitReferralRequest& one : request->referrals()) {
+      fake_v1::SubmitReferralResult* result = response->add_results();
+      grpc::Status status =
+          SubmitReferral(context, &one, result->mutable_accepted());
+      if (!status.ok()) {
+        result->clear_accepted();
+        result->set_code(status.error_code());
+        result->set_message(status.error_message());
+      }
+    }
     return grpc::Status::OK;
   }
 
@@ -522,6 +549,7 @@ class FakeBroker final : public fake_v1::ReferralIntake::Service,
   std::vector<std::string> order_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> keys_ ABSL_GUARDED_BY(mu_);
   std::vector<fake_v1::SubmitReferralRequest> submits_ ABSL_GUARDED_BY(mu_);
+  std::vector<int> batch_sizes_ ABSL_GUARDED_BY(mu_);
   std::vector<fake_v1::RecordDecisionRequest> decisions_ ABSL_GUARDED_BY(mu_);
   std::vector<fake_v1::ReleaseReferralRequest> releases_ ABSL_GUARDED_BY(mu_);
   std::vector<fake_v1::ClaimReferralsRequest> claims_ ABSL_GUARDED_BY(mu_);

@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 
 #include "absl/strings/match.h"
@@ -91,6 +92,42 @@ TEST(LoadGeneratorTest, SubmitsAndDrainsEverything) {
   EXPECT_EQ(json.find('\n'), std::string::npos);
 }
 
+TEST(LoadGeneratorTest, BatchesSubmissionsThroughSubmitReferrals) {
+  referral::testing::FakeBroker broker;
+  LoadOptions options = Small(250);
+  options.concurrency = 3;
+  options.batch = 40;
+  const LoadReport report =
+      RunLoad(Channels(broker.address(), 2), options, Fictitious());
+  EXPECT_EQ(report.submit.ok, 250);
+  EXPECT_EQ(report.decide.ok, 250);
+  EXPECT_TRUE(LoadSucceeded(options, report));
+  // Six full calls and one of the last ten, every key once.
+  std::vector<int> sizes = broker.batch_sizes();
+  std::sort(sizes.begin(), sizes.end());
+  EXPECT_THAT(sizes, ::testing::ElementsAre(10, 40, 40, 40, 40, 40, 40));
+  std::set<std::string> keys;
+  for (const auto& submit : broker.submits()) {
+    keys.insert(submit.idempotency_key());
+  }
+  EXPECT_EQ(keys.size(), 250u);
+  EXPECT_THAT(LoadReportJson(options, report), HasSubstr("\"batch\":40"));
+}
+
+TEST(LoadGeneratorTest, ABatchedReferralsFailureIsCountedForThatReferral) {
+  referral::testing::FakeBroker broker;
+  broker.FailEverySubmit(10, grpc::StatusCode::UNAVAILABLE);
+  LoadOptions options = Small(100);
+  options.batch = 25;
+  const LoadReport report =
+      RunLoad(Channels(broker.address(), 1), options, Fictitious());
+  EXPECT_EQ(report.submit.ok, 90);
+  EXPECT_EQ(report.submit.failed, 10);
+  EXPECT_EQ(report.submit.errors.at("UNAVAILABLE"), 10);
+  EXPECT_EQ(report.decide.ok, 90);
+  EXPECT_FALSE(LoadSucceeded(options, report));
+}
+
 TEST(LoadGeneratorTest, RoutesPerQueueAndDrainsEachQueue) {
   referral::testing::FakeBroker broker;
   const absl::Time now = absl::Now();
@@ -127,6 +164,29 @@ TEST(LoadGeneratorTest, CountsFailuresByStatusCode) {
   EXPECT_THAT(text, HasSubstr("result   FAILED (10 RPCs failed)\n"));
   EXPECT_THAT(LoadReportJson(options, report),
               HasSubstr("\"errors\":{\"UNAVAILABLE\":10}"));
+}
+
+TEST(LoadGeneratorTest, DecideAnyDecidesWhatItClaimsFromTheHeadOfTheQueue) {
+  referral::testing::FakeBroker broker;
+  std::vector<std::string> earlier;
+  for (int i = 0; i < 5; ++i)
+    earlier.push_back(broker.AddForeign("ifd-triage"));
+  LoadOptions options = Small(20);
+  options.decide_any = true;
+  const LoadReport report =
+      RunLoad(Channels(broker.address(), 1), options, Fictitious());
+  EXPECT_TRUE(LoadSucceeded(options, report))
+      << FormatLoadReport(options, report);
+  // At least twenty decided, starting with the five queued first; the
+  // three workers' last claims (7 each) may take it a little past.
+  EXPECT_GE(report.decide.ok, 20);
+  EXPECT_LE(report.decide.ok, 20 + 3 * 7);
+  EXPECT_EQ(report.decide.ok, report.claimed);
+  EXPECT_EQ(report.foreign, 0);
+  EXPECT_EQ(report.release.ok, 0);
+  for (const std::string& id : earlier) {
+    EXPECT_EQ(broker.record(id).decision, v1::DECISION_NO_FURTHER_ACTION);
+  }
 }
 
 TEST(LoadGeneratorTest, LeavesOtherReferralsUndecided) {

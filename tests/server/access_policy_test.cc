@@ -36,6 +36,7 @@ struct Row {
 constexpr Row kMatrix[] = {
     //                                  agency triage ops admin
     {BrokerMethod::kSubmitReferral,     Y,     n,     n,  n},
+    {BrokerMethod::kSubmitReferrals,    Y,     n,     n,  n},
     {BrokerMethod::kGetReferralStatus,  Y,     n,     n,  n},
     {BrokerMethod::kListOutcomes,       Y,     n,     n,  n},
     {BrokerMethod::kAcknowledgeOutcome, Y,     n,     n,  n},

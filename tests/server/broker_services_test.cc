@@ -5,8 +5,10 @@
 
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -44,8 +46,14 @@ class BrokerServicesTest : public ::testing::Test {
  protected:
   void SetUp() override { StartBroker(); }
 
-  void StartBroker(int max_deliveries = 3) {
+  // `rate_limit_burst`: zero for the broker's default limit; otherwise that
+  // burst, refilled so slowly that a test never sees a token come back.
+  void StartBroker(int max_deliveries = 3, double rate_limit_burst = 0) {
     server::BrokerOptions options;
+    if (rate_limit_burst > 0) {
+      options.rate_limit_burst = rate_limit_burst;
+      options.rate_limit_per_second = 0.001;
+    }
     options.insecure_development = true;
     options.listen_address = "127.0.0.1:0";
     options.data_dir = dir_.Sub("data");
@@ -65,6 +73,12 @@ class BrokerServicesTest : public ::testing::Test {
     StartBroker();
   }
 
+  void RestartBrokerWithBurst(double burst) {
+    clients_.reset();
+    broker_.reset();
+    StartBroker(/*max_deliveries=*/3, burst);
+  }
+
   grpc::Status Submit(const v1::Referral& referral, const std::string& key,
                       v1::SubmitReferralResponse* response) {
     grpc::ClientContext context;
@@ -72,6 +86,32 @@ class BrokerServicesTest : public ::testing::Test {
     *request.mutable_referral() = referral;
     request.set_idempotency_key(key);
     return clients_->intake->SubmitReferral(&context, request, response);
+  }
+
+  grpc::Status SubmitBatch(
+      const std::vector<std::pair<v1::Referral, std::string>>& submissions,
+      v1::SubmitReferralsResponse* response) {
+    grpc::ClientContext context;
+    v1::SubmitReferralsRequest request;
+    for (const auto& [referral, key] : submissions) {
+      v1::SubmitReferralRequest* submission = request.add_referrals();
+      *submission->mutable_referral() = referral;
+      submission->set_idempotency_key(key);
+    }
+    return clients_->intake->SubmitReferrals(&context, request, response);
+  }
+
+  // Ready referrals in every queue.
+  int64_t TotalReady() {
+    grpc::ClientContext context;
+    v1::GetQueueStatsResponse stats;
+    EXPECT_TRUE(
+        clients_->operations
+            ->GetQueueStats(&context, v1::GetQueueStatsRequest(), &stats)
+            .ok());
+    int64_t ready = 0;
+    for (const auto& queue : stats.queues()) ready += queue.ready_count();
+    return ready;
   }
 
   v1::SubmitReferralResponse SubmitOk(const SampleReferralOptions& options,
@@ -226,6 +266,128 @@ TEST_F(BrokerServicesTest, AMissingIdempotencyKeyIsInvalid) {
   grpc::Status status = Submit(SampleReferral(), "", &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(), HasSubstr("idempotency_key"));
+}
+
+TEST_F(BrokerServicesTest, ABatchStoresEveryReferralAndAnswersInOrder) {
+  v1::SubmitReferralsResponse response;
+  grpc::Status status =
+      SubmitBatch({{SampleReferral({.given_name = "Annachild"}), "bulk-1"},
+                   {SampleReferral({.immediate_risk = true}), "bulk-2"},
+                   {SampleReferral({.given_name = "Carlchild"}), "bulk-3"}},
+                  &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(response.results_size(), 3);
+  std::vector<std::string> ids;
+  for (const v1::SubmitReferralResult& result : response.results()) {
+    EXPECT_EQ(result.code(), 0) << result.message();
+    EXPECT_TRUE(result.message().empty());
+    EXPECT_THAT(result.accepted().referral_id(), ::testing::StartsWith("REF-"));
+    EXPECT_FALSE(result.accepted().duplicate());
+    ids.push_back(result.accepted().referral_id());
+  }
+  EXPECT_EQ(response.results(1).accepted().priority_band(),
+            v1::PRIORITY_BAND_IMMEDIATE_RISK);
+  EXPECT_EQ(response.results(0).accepted().priority_band(),
+            v1::PRIORITY_BAND_STANDARD);
+  EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), 3u);
+  EXPECT_EQ(TotalReady(), 3);
+  // Each is a referral like any other: followed by its own id.
+  for (const std::string& id : ids) {
+    EXPECT_EQ(Status(id).state(), v1::REFERRAL_STATE_QUEUED);
+  }
+}
+
+TEST_F(BrokerServicesTest, ABadReferralInABatchIsRefusedAloneAndNotStored) {
+  v1::Referral bad = SampleReferral({.given_name = "Badchild"});
+  bad.mutable_children(0)->set_nhs_number("9434765871");
+  v1::SubmitReferralsResponse response;
+  grpc::Status status = SubmitBatch(
+      {{SampleReferral(), "mixed-1"}, {bad, "mixed-2"}, {SampleReferral(), ""}},
+      &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(response.results_size(), 3);
+  EXPECT_EQ(response.results(0).code(), 0);
+  EXPECT_EQ(response.results(1).code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(response.results(1).message(),
+              HasSubstr("referral.children[0].nhs_number"));
+  EXPECT_THAT(response.results(1).message(),
+              ::testing::Not(HasSubstr("9434765871")));
+  EXPECT_FALSE(response.results(1).has_accepted());
+  EXPECT_EQ(response.results(2).code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(response.results(2).message(), HasSubstr("idempotency_key"));
+  EXPECT_EQ(TotalReady(), 1);
+}
+
+TEST_F(BrokerServicesTest, KeysRepeatedInABatchActAsSubmissionsInTurn) {
+  const v1::Referral first = SampleReferral({.given_name = "Dorachild"});
+  v1::SubmitReferralsResponse response;
+  grpc::Status status = SubmitBatch(
+      {{first, "repeat-key"},
+       {first, "repeat-key"},
+       {SampleReferral({.given_name = "Otherchild"}), "repeat-key"}},
+      &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(response.results_size(), 3);
+  EXPECT_EQ(response.results(0).code(), 0);
+  EXPECT_FALSE(response.results(0).accepted().duplicate());
+  EXPECT_EQ(response.results(1).code(), 0);
+  EXPECT_TRUE(response.results(1).accepted().duplicate());
+  EXPECT_EQ(response.results(1).accepted().referral_id(),
+            response.results(0).accepted().referral_id());
+  EXPECT_EQ(response.results(2).code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_THAT(response.results(2).message(), HasSubstr("idempotency_key"));
+  EXPECT_EQ(TotalReady(), 1);
+}
+
+TEST_F(BrokerServicesTest, ARetriedBatchReturnsTheOriginals) {
+  const std::vector<std::pair<v1::Referral, std::string>> batch = {
+      {SampleReferral({.given_name = "Evechild"}), "retry-1"},
+      {SampleReferral({.given_name = "Finnchild"}), "retry-2"}};
+  v1::SubmitReferralsResponse first;
+  ASSERT_TRUE(SubmitBatch(batch, &first).ok());
+  // The agency never saw the answer (say its connection dropped) and sends
+  // the same batch again: nothing is stored twice.
+  v1::SubmitReferralsResponse again;
+  ASSERT_TRUE(SubmitBatch(batch, &again).ok());
+  ASSERT_EQ(again.results_size(), 2);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(again.results(i).code(), 0);
+    EXPECT_TRUE(again.results(i).accepted().duplicate());
+    EXPECT_EQ(again.results(i).accepted().referral_id(),
+              first.results(i).accepted().referral_id());
+  }
+  EXPECT_EQ(TotalReady(), 2);
+}
+
+TEST_F(BrokerServicesTest, AnEmptyOrOversizedBatchIsInvalid) {
+  v1::SubmitReferralsResponse response;
+  grpc::Status empty = SubmitBatch({}, &response);
+  EXPECT_EQ(empty.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(empty.error_message(), HasSubstr("referrals"));
+
+  std::vector<std::pair<v1::Referral, std::string>> oversized;
+  for (int i = 0; i < 501; ++i) {
+    oversized.emplace_back(SampleReferral(), absl::StrCat("big-", i));
+  }
+  grpc::Status too_many = SubmitBatch(oversized, &response);
+  EXPECT_EQ(too_many.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(too_many.error_message(), HasSubstr("referrals"));
+  EXPECT_EQ(TotalReady(), 0);
+}
+
+TEST_F(BrokerServicesTest, EachReferralOfABatchCountsAgainstTheRateLimit) {
+  RestartBrokerWithBurst(5);
+  v1::SubmitReferralsResponse response;
+  std::vector<std::pair<v1::Referral, std::string>> four;
+  for (int i = 0; i < 4; ++i) {
+    four.emplace_back(SampleReferral(), absl::StrCat("limited-", i));
+  }
+  ASSERT_TRUE(SubmitBatch(four, &response).ok());
+  // One token is left of the burst of five: four more are too many.
+  for (auto& [referral, key] : four) key += "-again";
+  grpc::Status refused = SubmitBatch(four, &response);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(refused.error_message(), HasSubstr("retry after"));
 }
 
 TEST_F(BrokerServicesTest, StatusOfAnUnknownReferralIsNotFound) {

@@ -47,5 +47,20 @@ TEST(RateLimiterTest, EachPrincipalHasItsOwnBucket) {
   EXPECT_EQ(limiter.Admit("school-one", kStart), absl::ZeroDuration());
 }
 
+TEST(RateLimiterTest, ABatchCountsEachOfItsItems) {
+  RateLimiter limiter({.per_second = 10, .burst = 20});
+  EXPECT_EQ(limiter.Admit("school-one", kStart, 15), absl::ZeroDuration());
+  // Five tokens are left: a batch of eight waits for the other three.
+  EXPECT_EQ(limiter.Admit("school-one", kStart, 8), absl::Milliseconds(300));
+  EXPECT_EQ(limiter.Admit("school-one", kStart, 5), absl::ZeroDuration());
+  EXPECT_GT(limiter.Admit("school-one", kStart), absl::ZeroDuration());
+}
+
+TEST(RateLimiterTest, ABatchLargerThanTheBurstCostsTheWholeBurst) {
+  RateLimiter limiter({.per_second = 10, .burst = 20});
+  EXPECT_EQ(limiter.Admit("school-one", kStart, 500), absl::ZeroDuration());
+  EXPECT_EQ(limiter.Admit("school-one", kStart, 500), absl::Seconds(2));
+}
+
 }  // namespace
 }  // namespace referral::server

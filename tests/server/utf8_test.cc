@@ -102,6 +102,29 @@ TEST(Utf8ValidTest, RejectsAnyBadSequence) {
   EXPECT_FALSE(IsValidUtf8("\xF4\x90\x80\x80"));
 }
 
+// ASCII is checked eight bytes at a time: a bad byte or a character split
+// across a word boundary must be found wherever it falls.
+TEST(Utf8ValidTest, FindsABadByteAtEveryPositionOfALongAsciiRun) {
+  const std::string ascii(40, 'a');
+  for (size_t at = 0; at < ascii.size(); ++at) {
+    std::string text = ascii;
+    text[at] = '\xFF';
+    EXPECT_FALSE(IsValidUtf8(text)) << "bad byte at " << at;
+    text = ascii;
+    text[at] = '\xC3';  // a lead byte whose continuation is missing
+    EXPECT_FALSE(IsValidUtf8(text)) << "cut character at " << at;
+  }
+}
+
+TEST(Utf8ValidTest, AcceptsAMultiByteCharacterAtEveryPosition) {
+  const std::string ascii(40, 'a');
+  for (size_t at = 0; at <= ascii.size(); ++at) {
+    std::string text = ascii;
+    text.insert(at, "\xE2\x82\xAC");  // U+20AC across every word boundary
+    EXPECT_TRUE(IsValidUtf8(text)) << "euro sign at " << at;
+  }
+}
+
 TEST(Utf8AppendTest, RoundTripsEveryLength) {
   for (char32_t cp :
        {char32_t{0}, char32_t{0x41}, char32_t{0x7F}, char32_t{0x80},
