@@ -196,8 +196,12 @@ class FullDiskTest : public ::testing::Test {
 
 TEST_F(FullDiskTest, NotServingWhileTheStoreCannotWriteAndBackWhenFreed) {
   const std::string log_file = dir_.Sub("broker.log");
-  const BrokerProcessOptions options{.data_dir = mount_point_ + "/data",
-                                     .log_file = log_file};
+  // No rate limit: only the full disk may refuse the submissions below.
+  const BrokerProcessOptions options{
+      .data_dir = mount_point_ + "/data",
+      .flags = {"--rate_limit_per_second=1000000",
+                "--rate_limit_burst=1000000"},
+      .log_file = log_file};
   auto broker = BrokerProcess::Start(options);
   ASSERT_TRUE(broker.ok()) << broker.status();
   broker_ = *std::move(broker);
@@ -218,7 +222,8 @@ TEST_F(FullDiskTest, NotServingWhileTheStoreCannotWriteAndBackWhenFreed) {
   EXPECT_TRUE(refused.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED ||
               refused.error_code() == grpc::StatusCode::UNAVAILABLE)
       << refused.error_code() << " " << refused.error_message();
-  EXPECT_TRUE(AwaitServingStatus(*health, HealthCheckResponse::NOT_SERVING));
+  EXPECT_TRUE(AwaitServingStatus(*health, HealthCheckResponse::NOT_SERVING))
+      << "after the refusal " << refused.error_message();
 
   std::filesystem::remove(mount_point_ + "/filler");
   // Back in place within seconds, or -- when a memtable filled up just as
