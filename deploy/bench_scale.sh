@@ -10,14 +10,21 @@
 #      repeated-concern index grows with the queue (about 2 entries each);
 #   3. once the broker is idle again (RocksDB compacting after the bulk load;
 #      the wait is reported), the same probe -- the costs at --queued, and
-#      their ratios;
+#      their ratios; each probe also records the broker's CPU seconds by
+#      thread (store-commit, gRPC, rocksdb:low compactions, ...), which
+#      says where extra cost at depth goes;
 #   4. the broker's resident memory with --queued waiting;
 #   5. claim --claimed referrals (hour-long leases, left claimed), stop the
 #      broker, start it again: seconds from exec to serving (its port file
 #      is written once it serves), and its memory after the restart.
 #
 #   bash deploy/bench_scale.sh [--queued N] [--claimed N] [--probe N]
-#                              [--build_dir DIR] [--no_build] [--out FILE]
+#                              [--build_dir DIR] [--no_build] [--perf]
+#                              [--out FILE]
+#
+# --perf also samples the broker with `perf record` during each probe and
+# writes the flat profile (self time by thread and library, then by thread
+# and function, each above 0.5%) beside --out as <out>.perf-<queued>.txt.
 #
 # Data lives under $REFERRAL_BENCH_DIR or /var/tmp (removed at the end);
 # 1,000,000 queued referrals take about 2.5 GB of disk there.
@@ -30,6 +37,7 @@ claimed=10000
 probe=4000
 build_dir=build
 do_build=true
+profile=false
 out=bench-scale.json
 while (($#)); do
   case $1 in
@@ -42,9 +50,10 @@ while (($#)); do
     --build_dir) build_dir=$2; shift ;;
     --build_dir=*) build_dir=${1#*=} ;;
     --no_build) do_build=false ;;
+    --perf) profile=true ;;
     --out) out=$2; shift ;;
     --out=*) out=${1#*=} ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "bench_scale: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -129,10 +138,49 @@ settle() {
   done
   echo $((SECONDS - t0))
 }
+# Prints the broker's CPU seconds so far by thread name, digits dropped
+# ("rocksdb:low0" counts as "rocksdb:low"), as JSON: where a probe's time
+# went -- the store's commit thread, gRPC, or RocksDB's flushes and
+# compactions.
+thread_cpu() {
+  python3 - "$broker_pid" <<'PY'
+import json, os, re, sys
+pid, tick = sys.argv[1], os.sysconf("SC_CLK_TCK")
+seconds = {}
+for task in os.listdir(f"/proc/{pid}/task"):
+    try:
+        stat = open(f"/proc/{pid}/task/{task}/stat").read()
+    except OSError:
+        continue  # the thread ended meanwhile
+    name = re.sub(r"[0-9]+$", "", stat[stat.index("(") + 1:stat.rindex(")")])
+    fields = stat[stat.rindex(")") + 2:].split()
+    seconds[name] = seconds.get(name, 0) + (int(fields[11]) + int(fields[12])) / tick
+print(json.dumps(seconds))
+PY
+}
 run_probe() {
   log "probe at $1 queued: $probe submits at 16 in flight, then $probe claims + decisions from the head"
+  local before perf_pid=""
+  before=$(thread_cpu)
+  if $profile; then
+    perf record -q -F 999 -p "$broker_pid" -o "$work/perf-$1.data" 2>/dev/null &
+    perf_pid=$!
+  fi
   loadgen_run --n="$probe" --concurrency=16 --channels=16 --decide_any \
     --claim_batch=50 --drain_workers=4 | record "probe_$1"
+  if [[ -n $perf_pid ]]; then
+    kill -INT "$perf_pid"
+    wait "$perf_pid" || true
+    for fields in overhead,comm,dso overhead,comm,sym; do
+      perf report -i "$work/perf-$1.data" --no-children --stdio \
+        -F "$fields" --percent-limit 0.5 2>/dev/null |
+        grep -v -e '^#' -e '^$' | sed 's/ *$//'
+      echo
+    done >"${out%.json}.perf-$1.txt"
+    log "profile: ${out%.json}.perf-$1.txt"
+  fi
+  python3 -c 'import json,sys; a,b=json.loads(sys.argv[1]),json.loads(sys.argv[2]); print(json.dumps({k: round(v - a.get(k, 0), 2) for k, v in b.items()}))' \
+    "$before" "$(thread_cpu)" | record "cpu_$1"
 }
 
 start_broker
@@ -144,7 +192,7 @@ settled=$(settle)
 log "compaction after the fill settled in ${settled} s"
 run_probe "$queued"
 rss_queued=$(rss_mib)
-queue=$(python3 -c 'import json,sys; d=json.loads(open(sys.argv[1]).read().splitlines()[-1])["value"]; print(next(iter(d["queues"])))' "$results")
+queue=$(python3 -c 'import json,sys; print(next(next(iter(r["value"]["queues"])) for r in map(json.loads, open(sys.argv[1])) if r["step"] == sys.argv[2]))' "$results" "probe_$queued")
 log "claiming $claimed from $queue (hour-long leases, left claimed)"
 left=$claimed
 while ((left > 0)); do
@@ -197,6 +245,17 @@ for r in rows:
     lines.append(f"{r['measure']:<34} {r['at_1000']:>10.2f} {r['at_queued']:>14.2f} "
                  f"{(format(r['cost_ratio'], '.2f') + 'x') if r['cost_ratio'] else '-':>10}")
 worst = max(r["cost_ratio"] for r in rows if r["cost_ratio"])
+cpu_small, cpu_large = steps["cpu_1000"], steps[f"cpu_{queued}"]
+lines += ["", f"broker CPU seconds during each probe, by thread "
+          f"({int(probe):,} submits + {int(probe):,} claims and decisions):",
+          f"{'thread':<34} {'at 1,000':>10} {'at ' + format(int(queued), ','):>14}"]
+for name in sorted(set(cpu_small) | set(cpu_large),
+                   key=lambda n: -cpu_large.get(n, 0)):
+    a, b = cpu_small.get(name, 0), cpu_large.get(name, 0)
+    if a >= 0.05 or b >= 0.05:
+        lines.append(f"{name:<34} {a:>10.2f} {b:>14.2f}")
+lines.append(f"{'total':<34} {sum(cpu_small.values()):>10.2f} "
+             f"{sum(cpu_large.values()):>14.2f}")
 restart = float(restart_s)
 lines += ["",
           f"targets: cost at {int(queued):,} within 1.5x of 1,000: worst ratio {worst:.2f}x "

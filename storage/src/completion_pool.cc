@@ -2,11 +2,17 @@
 
 #include <utility>
 
+#include "thread_name.h"
+
 namespace referral::storage {
 
 CompletionPool::CompletionPool(int threads) {
   threads_.reserve(threads);
-  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
+  for (int i = 0; i < threads; ++i)
+    threads_.emplace_back([this] {
+      NameThisThread("store-replies");
+      Work();
+    });
 }
 
 CompletionPool::~CompletionPool() {

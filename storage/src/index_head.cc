@@ -18,12 +18,77 @@ void UndoLog::RollbackTo(Mark mark) {
 IndexHead::IndexHead(std::string low_water, int64_t live)
     : low_water_(std::move(low_water)), live_(live) {}
 
+IndexHead IndexHead::OverlayOn(const IndexHead& committed) {
+  IndexHead overlay;
+  overlay.low_water_ = committed.low_water_;
+  overlay.max_erased_ = committed.max_erased_;
+  overlay.live_ = committed.live_;
+  overlay.needs_advance_ = committed.needs_advance_;
+  overlay.base_ = &committed;
+  return overlay;
+}
+
+void IndexHead::Absorb(IndexHead&& overlay) {
+  for (const std::string& key : overlay.erased_from_base_) {
+    stragglers_.erase(key);
+  }
+  for (auto& [key, value] : overlay.stragglers_) {
+    stragglers_.insert_or_assign(key, std::move(value));
+  }
+  low_water_ = std::move(overlay.low_water_);
+  max_erased_ = std::move(overlay.max_erased_);
+  live_ = overlay.live_;
+  needs_advance_ = overlay.needs_advance_;
+}
+
+size_t IndexHead::straggler_count() const {
+  if (base_ == nullptr) return stragglers_.size();
+  return base_->stragglers_.size() - erased_from_base_.size() +
+         stragglers_.size();
+}
+
+void IndexHead::VisitStragglers(
+    const std::string* after,
+    absl::FunctionRef<bool(const std::string& key, const std::string& value)>
+        visit) const {
+  using Map = std::map<std::string, std::string>;
+  auto start = [after](const Map& map) {
+    return after != nullptr ? map.upper_bound(*after) : map.begin();
+  };
+  Map::const_iterator own = start(stragglers_);
+  if (base_ == nullptr) {
+    for (; own != stragglers_.end(); ++own) {
+      if (!visit(own->first, own->second)) return;
+    }
+    return;
+  }
+  // Merge the committed stragglers still live here with the added ones.
+  const Map& committed = base_->stragglers_;
+  Map::const_iterator base = start(committed);
+  for (;;) {
+    while (base != committed.end() && erased_from_base_.contains(base->first)) {
+      ++base;
+    }
+    const bool base_left = base != committed.end();
+    const bool own_left = own != stragglers_.end();
+    if (!base_left && !own_left) return;
+    // A key erased from the base and added again is the added one's.
+    if (base_left && (!own_left || base->first < own->first)) {
+      if (!visit(base->first, base->second)) return;
+      ++base;
+    } else {
+      if (!visit(own->first, own->second)) return;
+      ++own;
+    }
+  }
+}
+
 void IndexHead::Insert(const std::string& key, const std::string& value,
                        UndoLog* undo) {
   if (key < low_water_) {
     // Below the mark: remember it exactly rather than lowering the mark,
     // which would make the next seek cross every tombstone in between.
-    stragglers_.emplace(key, value);
+    stragglers_.insert_or_assign(key, value);
     undo->Record([this, key] { stragglers_.erase(key); });
   } else if (live_from_low_water() == 0) {
     // Nothing live at or after the mark: the new key is the head.
@@ -39,6 +104,9 @@ void IndexHead::Erase(const std::string& key, UndoLog* undo) {
     undo->Record(
         [this, entry = *straggler] { stragglers_.insert(std::move(entry)); });
     stragglers_.erase(straggler);
+  } else if (base_ != nullptr && base_->stragglers_.contains(key) &&
+             erased_from_base_.insert(key).second) {
+    undo->Record([this, key] { erased_from_base_.erase(key); });
   } else {
     if (key > max_erased_) {
       undo->Record([this, old = max_erased_] { max_erased_ = old; });

@@ -19,6 +19,13 @@
 // under its state mutex and a working copy per group commit. Changes made
 // while applying one mutation are recorded in an UndoLog so that a mutation
 // that fails part-way leaves the working copy as it found it.
+//
+// Stragglers can be many (a backlog of raised-band referrals waiting below a
+// mark that has moved into the standard band), so a group commit's working
+// copy does not copy them: it is an overlay (OverlayOn) holding only the
+// stragglers the group added and erased, over the committed head, which
+// stays unchanged until the group is durable and is then brought up to date
+// in place (Absorb). Cost per group: its own changes, not the backlog.
 #ifndef REFERRAL_STORAGE_SRC_INDEX_HEAD_H_
 #define REFERRAL_STORAGE_SRC_INDEX_HEAD_H_
 
@@ -26,10 +33,12 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
+#include "absl/functional/function_ref.h"
 
 namespace referral::storage {
 
@@ -57,16 +66,29 @@ class IndexHead {
   // is empty); `live` counts its live keys. Set up by the scan at Open.
   IndexHead(std::string low_water, int64_t live);
 
+  // A working copy of `committed` for one group commit; `committed` must not
+  // be an overlay itself, and must stay where it is, unchanged, for as long
+  // as the overlay is used.
+  static IndexHead OverlayOn(const IndexHead& committed);
+  // Brings this committed head up to date with an overlay made on it: after
+  // this it equals the overlay.
+  void Absorb(IndexHead&& overlay);
+
   const std::string& low_water() const { return low_water_; }
-  // Live keys below low_water, with their values, in key order.
-  const std::map<std::string, std::string>& stragglers() const {
-    return stragglers_;
-  }
+  // Number of live keys below low_water.
+  size_t straggler_count() const;
+  // Calls `visit(key, value)` for the live keys below low_water in key
+  // order, from the first after `*after` (from the first when null), until
+  // it returns false.
+  void VisitStragglers(
+      const std::string* after,
+      absl::FunctionRef<bool(const std::string& key, const std::string& value)>
+          visit) const;
   // Number of live keys in the range (stragglers included).
   int64_t live() const { return live_; }
   // Live keys at or after low_water.
   int64_t live_from_low_water() const {
-    return live_ - static_cast<int64_t>(stragglers_.size());
+    return live_ - static_cast<int64_t>(straggler_count());
   }
   // True when the key at low_water (or the last live key after it) was
   // erased, so the mark should be moved on by Advance before it is used.
@@ -92,7 +114,13 @@ class IndexHead {
   // The largest key erased since Open ("" when none): everything in
   // [low_water, max_erased] is dead once nothing live follows low_water.
   std::string max_erased_;
+  // A committed head's (or a fresh one's) stragglers with their values; in
+  // an overlay, the stragglers it added.
   std::map<std::string, std::string> stragglers_;
+  // An overlay's committed head (not owned); null for every other head.
+  const IndexHead* base_ = nullptr;
+  // Stragglers of base_ the overlay erased.
+  std::set<std::string> erased_from_base_;
   int64_t live_ = 0;
   bool needs_advance_ = false;
 };

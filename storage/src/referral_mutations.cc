@@ -521,10 +521,12 @@ absl::StatusOr<std::vector<StoredReferral>> ReferralStoreImpl::ApplyClaim(
   // low-water mark; then one seek to the mark. Keys are collected before the
   // batch is changed, as the batch iterator must not see its own updates.
   std::vector<std::string> taken;
-  for (const auto& [key, value] : queue->ready.stragglers()) {
-    if (taken.size() == max) break;
-    taken.push_back(key);
-  }
+  queue->ready.VisitStragglers(nullptr,
+                               [&](const std::string& key, const std::string&) {
+                                 if (taken.size() == max) return false;
+                                 taken.push_back(key);
+                                 return true;
+                               });
   bool sought = false;
   std::optional<std::string> next_live;
   if (taken.size() < max && queue->ready.live_from_low_water() > 0) {
@@ -777,10 +779,12 @@ absl::StatusOr<int> ReferralStoreImpl::ApplyExpireLeases(
   if (leases.live() == 0) return 0;
 
   std::vector<std::string> expired;
-  for (const auto& [key, value] : leases.stragglers()) {
-    if (key >= bound) break;
-    expired.push_back(key);
-  }
+  leases.VisitStragglers(nullptr,
+                         [&](const std::string& key, const std::string&) {
+                           if (key >= bound) return false;
+                           expired.push_back(key);
+                           return true;
+                         });
   if (leases.live_from_low_water() > 0 && leases.low_water() < bound) {
     std::unique_ptr<rocksdb::Iterator> it =
         group.NewIterator(cf(kLeases), &bound);

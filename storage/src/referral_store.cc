@@ -74,6 +74,7 @@
 #include "rocksdb/utilities/table_properties_collectors.h"
 #include "rocksdb/write_batch.h"
 #include "storage/status_macros.h"
+#include "thread_name.h"
 
 namespace referral::storage {
 namespace {
@@ -314,12 +315,33 @@ Group::Group(const CommittedState& committed, rocksdb::DB* db)
       next_seq_(committed.next_seq),
       audit_head_(committed.audit_head) {}
 
+QueueState QueueState::OverlayOn(const QueueState& committed) {
+  QueueState overlay;
+  overlay.ready = IndexHead::OverlayOn(committed.ready);
+  overlay.arrival = IndexHead::OverlayOn(committed.arrival);
+  overlay.dead_letters = IndexHead::OverlayOn(committed.dead_letters);
+  overlay.claimed_due = committed.claimed_due;
+  overlay.persisted = committed.persisted;
+  overlay.decisions_pruned_to = committed.decisions_pruned_to;
+  return overlay;
+}
+
+void QueueState::Absorb(QueueState&& overlay) {
+  ready.Absorb(std::move(overlay.ready));
+  arrival.Absorb(std::move(overlay.arrival));
+  dead_letters.Absorb(std::move(overlay.dead_letters));
+  claimed_due = std::move(overlay.claimed_due);
+  persisted = overlay.persisted;
+  decisions_pruned_to = std::move(overlay.decisions_pruned_to);
+}
+
 QueueState* Group::Queue(const std::string& name, bool create) {
   auto it = queues_.find(name);
   if (it != queues_.end()) return &it->second;
   auto committed = committed_.queues.find(name);
   if (committed != committed_.queues.end()) {
-    return &queues_.emplace(name, committed->second).first->second;
+    return &queues_.emplace(name, QueueState::OverlayOn(committed->second))
+                .first->second;
   }
   if (!create) return nullptr;
   const std::string prefix = keys::NamePrefix(name);
@@ -338,13 +360,13 @@ IndexHead& Group::Outcomes(const std::string& agency_id) {
   if (it != outcomes_.end()) return it->second;
   auto committed = committed_.outcomes.find(agency_id);
   IndexHead head = committed != committed_.outcomes.end()
-                       ? committed->second
+                       ? IndexHead::OverlayOn(committed->second)
                        : IndexHead(keys::NamePrefix(agency_id), 0);
   return outcomes_.emplace(agency_id, std::move(head)).first->second;
 }
 
 IndexHead& Group::Leases() {
-  if (!leases_.has_value()) leases_ = committed_.leases;
+  if (!leases_.has_value()) leases_ = IndexHead::OverlayOn(committed_.leases);
   return *leases_;
 }
 
@@ -755,11 +777,20 @@ absl::Status ReferralStoreImpl::Recover() {
 void ReferralStoreImpl::StartThreads() {
   completion_pool_ = std::make_unique<CompletionPool>(
       std::max(1, options_.completion_threads));
-  commit_thread_ = std::thread([this] { CommitLoop(); });
+  commit_thread_ = std::thread([this] {
+    NameThisThread("store-commit");
+    CommitLoop();
+  });
   if (options_.lease_check_interval > absl::ZeroDuration()) {
-    reaper_thread_ = std::thread([this] { ReaperLoop(); });
+    reaper_thread_ = std::thread([this] {
+      NameThisThread("store-leases");
+      ReaperLoop();
+    });
   }
-  backup_thread_ = std::thread([this] { BackupLoop(); });
+  backup_thread_ = std::thread([this] {
+    NameThisThread("store-backup");
+    BackupLoop();
+  });
 }
 
 std::shared_ptr<const rocksdb::Snapshot> ReferralStoreImpl::NewSnapshot() {
@@ -1095,14 +1126,25 @@ void ReferralStoreImpl::Publish(Group& group, bool wrote) {
   if (wrote) snapshot = NewSnapshot();
   group.undo().Clear();
   absl::WriterMutexLock lock(&state_mu_);
+  // In place: the group's copies are overlays on these (Group::Queue).
   for (auto& [name, queue] : group.touched_queues()) {
-    committed_.queues.insert_or_assign(name, std::move(queue));
+    auto committed = committed_.queues.find(name);
+    if (committed == committed_.queues.end()) {
+      committed_.queues.emplace(name, std::move(queue));
+    } else {
+      committed->second.Absorb(std::move(queue));
+    }
   }
   for (auto& [agency, head] : group.touched_outcomes()) {
-    committed_.outcomes.insert_or_assign(agency, std::move(head));
+    auto committed = committed_.outcomes.find(agency);
+    if (committed == committed_.outcomes.end()) {
+      committed_.outcomes.emplace(agency, std::move(head));
+    } else {
+      committed->second.Absorb(std::move(head));
+    }
   }
   if (group.touched_leases().has_value()) {
-    committed_.leases = std::move(*group.touched_leases());
+    committed_.leases.Absorb(std::move(*group.touched_leases()));
   }
   committed_.next_seq = group.next_seq();
   committed_.audit_head = group.audit_head();
@@ -1402,12 +1444,12 @@ absl::StatusOr<ReferralPage> ReferralStoreImpl::ListRange(
   // One more key than the page holds tells whether another page follows.
   const size_t wanted = static_cast<size_t>(page_size) + 1;
   std::vector<std::string> found;
-  auto straggler = after ? head->stragglers().upper_bound(*after)
-                         : head->stragglers().begin();
-  for (; straggler != head->stragglers().end() && found.size() < wanted;
-       ++straggler) {
-    found.push_back(straggler->first);
-  }
+  head->VisitStragglers(after ? &*after : nullptr,
+                        [&](const std::string& key, const std::string&) {
+                          if (found.size() == wanted) return false;
+                          found.push_back(key);
+                          return true;
+                        });
   if (found.size() < wanted && head->live_from_low_water() > 0) {
     std::string from = head->low_water();
     if (after && *after >= from) from = keys::Successor(*after);
@@ -1562,10 +1604,11 @@ std::vector<QueueCounts> ReferralStoreImpl::GetQueueCounts(absl::Time now) {
         oldest_seq = k->seq;
       }
     };
-    if (!copy.arrival.stragglers().empty()) {
-      consider(copy.arrival.stragglers().begin()->first,
-               copy.arrival.stragglers().begin()->second);
-    }
+    copy.arrival.VisitStragglers(
+        nullptr, [&](const std::string& key, const std::string& value) {
+          consider(key, value);
+          return false;  // the first is the oldest
+        });
     if (copy.arrival.live_from_low_water() > 0) {
       const std::string end = keys::NamePrefixEnd(copy.name);
       rocksdb::Slice upper(end);
@@ -1594,15 +1637,17 @@ std::vector<QueueCounts> ReferralStoreImpl::GetQueueCounts(absl::Time now) {
 
     // Overdue and due within the hour: ready entries by band, read from the
     // low-water mark (never across the claimed head), plus stragglers.
-    for (const auto& [key, value] : copy.ready.stragglers()) {
-      std::optional<keys::ReadyKey> k = keys::DecodeReadyKey(key);
-      if (!k) continue;
-      if (k->due_at_us <= now_us) {
-        ++counts.overdue;
-      } else if (k->due_at_us <= hour_us) {
-        ++counts.due_within_hour;
-      }
-    }
+    copy.ready.VisitStragglers(
+        nullptr, [&](const std::string& key, const std::string&) {
+          std::optional<keys::ReadyKey> k = keys::DecodeReadyKey(key);
+          if (!k) return true;
+          if (k->due_at_us <= now_us) {
+            ++counts.overdue;
+          } else if (k->due_at_us <= hour_us) {
+            ++counts.due_within_hour;
+          }
+          return true;
+        });
     if (copy.ready.live_from_low_water() > 0) {
       for (uint8_t band : {::referral::v1::PRIORITY_BAND_IMMEDIATE_RISK,
                            ::referral::v1::PRIORITY_BAND_RAISED,
@@ -1770,12 +1815,14 @@ std::vector<OutcomeBacklog> ReferralStoreImpl::GetOutcomeBacklog(
     const std::string overdue_end =
         keys::EncodeOutcomeKey({agency, JustAfter(cutoff_us), 0});
     std::optional<int64_t> oldest;
-    for (const auto& [key, value] : head.stragglers()) {
-      std::optional<keys::OutcomeKey> k = keys::DecodeOutcomeKey(key);
-      if (!k) continue;
-      if (!oldest) oldest = k->decided_at_us;  // stragglers sort first
-      if (k->decided_at_us <= cutoff_us) ++backlog.overdue;
-    }
+    head.VisitStragglers(
+        nullptr, [&](const std::string& key, const std::string&) {
+          std::optional<keys::OutcomeKey> k = keys::DecodeOutcomeKey(key);
+          if (!k) return true;
+          if (!oldest) oldest = k->decided_at_us;  // stragglers sort first
+          if (k->decided_at_us <= cutoff_us) ++backlog.overdue;
+          return true;
+        });
     if (head.live_from_low_water() > 0) {
       // The oldest: the first straggler, else the first key from the mark.
       if (!oldest) {

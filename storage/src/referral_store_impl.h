@@ -74,6 +74,13 @@ class BackgroundErrorListener final : public rocksdb::EventListener {
 
 // The in-memory view of one queue, rebuilt at Open from its index keys.
 struct QueueState {
+  // A group commit's working copy of a committed queue: its index heads are
+  // overlays (IndexHead::OverlayOn), so that making it costs nothing like
+  // the queue's stragglers.
+  static QueueState OverlayOn(const QueueState& committed);
+  // Brings the committed queue up to date with a working copy made from it.
+  void Absorb(QueueState&& overlay);
+
   IndexHead ready;         // ready index: delivery order
   IndexHead arrival;       // arrival index: oldest ready first
   IndexHead dead_letters;  // dead-letter index: in dead-lettering order
