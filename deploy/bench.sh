@@ -203,6 +203,7 @@ start_broker() {
   # rate limit is raised as for any load test.
   "$broker_bin" --listen=127.0.0.1:0 --data_dir="$dir/data" \
     --port_file="$dir/port" --metrics_listen=127.0.0.1:0 \
+    --metrics_port_file="$dir/metrics_port" \
     --insecure_development --rate_limit_per_second=1e6 \
     --rate_limit_burst=1e6 >"$dir/broker.log" 2>&1 &
   broker_pid=$!
@@ -291,6 +292,32 @@ run_floors() {
 # --- the systems -------------------------------------------------------------
 # $4: referrals per call (1: SubmitReferral; more: SubmitReferrals, with
 # $2 / $4 calls in flight).
+# Prints, as one JSON line {"stages": ...}, where the broker's time went in
+# the run just made, from its /metrics: the mean SubmitReferral handling
+# time on the server and the mean of each group-commit stage (waited for the
+# commit thread, applied, synced) over all the run's group commits (its
+# drain's too), in ms, and mutations per group commit.
+broker_stages() {
+  python3 - "$(cat "$1/metrics_port")" <<'PY'
+import json, re, sys, urllib.request
+text = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics").read().decode()
+values = {}
+for line in text.splitlines():
+    if line and not line.startswith("#"):
+        name, value = line.rsplit(" ", 1)
+        values[name] = float(value)
+def mean(prefix, labels=""):
+    count = values.get(f"{prefix}_count{labels}", 0)
+    return values.get(f"{prefix}_sum{labels}", 0) / count if count else None
+stages = {s + "_ms": 1000 * mean("referral_store_group_commit_seconds", f'{{stage="{s}"}}')
+          for s in ("waited", "applied", "synced")}
+stages["handling_ms"] = 1000 * mean("grpc_server_handling_seconds",
+    '{grpc_method="SubmitReferral",grpc_service="referral.v1.ReferralIntake"}')
+stages["mutations_per_group"] = mean("referral_store_group_commit_mutations")
+print(json.dumps({"stages": stages}))
+PY
+}
+
 run_broker() {
   local r=$1 c=$2 n=$3 batch=${4:-1} e2e=0
   local dir=$work/broker-$r-$c-$batch
@@ -305,6 +332,9 @@ run_broker() {
     --n="$n" --concurrency="$calls" --batch="$batch" \
     --channels="$(clients_for "$calls")" --e2e_probes="$e2e" --json |
     record "$r" || failed "referral_broker at $c, batch $batch (run $r)"
+  if [[ $c == "$first_level" && $batch == 1 ]]; then
+    broker_stages "$dir" | record "$r" || failed "broker stages (run $r)"
+  fi
   stop_broker
   rm -rf "$dir/data"
 }
@@ -378,9 +408,13 @@ samples = {}
 def add(system, phase, c, s):
     samples.setdefault((system, phase, c), []).append(s)
 
+stage_runs = []  # the broker's server-side stages at 1 in flight, per run
 for line in open(results_path):
     rec = json.loads(line)
     res = rec["result"]
+    if "stages" in res:
+        stage_runs.append(res["stages"])
+        continue
     if "system" in res:  # the bench clients
         add(res["system"], res["phase"], res["concurrency"], res)
         continue
@@ -505,7 +539,10 @@ floor_sum = None if f50 is None or e50 is None else min(f50, fa50 or f50) + e50
 targets["single_in_flight_p50"] = dict(
     broker_p50_ms=s50, fdatasync_p50_ms=min(f50, fa50) if f50 and fa50 else f50,
     empty_rpc_p50_ms=e50, ratio=ratio(s50, floor_sum),
-    goal="broker p50 at 1 in flight <= 2x (fdatasync p50 + empty RPC p50)")
+    goal="broker p50 at 1 in flight <= 2x (fdatasync p50 + empty RPC p50)",
+    server_stages_ms={k: statistics.median(r[k] for r in stage_runs)
+                      for k in (stage_runs[0] if stage_runs else {})
+                      if all(r.get(k) is not None for r in stage_runs)})
 drain_vs_intake = {}
 for c in levels:
     drain_vs_intake[c] = ratio(broker_best("drain", c), broker_best("intake", c))
@@ -532,6 +569,15 @@ lines.append(f"  1 in flight: broker p50 {fmt(s50, 2)} ms vs fdatasync p50 "
              f"{fmt(t['fdatasync_p50_ms'], 2)} + empty RPC p50 {fmt(e50, 2)} ms: "
              f"{fmt(t['ratio'], 2)}x (goal <= 2: "
              f"{'-' if t['ratio'] is None else ('met' if t['ratio'] <= 2 else 'MISSED')})")
+st = t["server_stages_ms"]
+if st:
+    lines.append(f"    where it goes at {levels[0]} in flight (server means, ms): "
+                 f"SubmitReferral handled in "
+                 f"{fmt(st.get('handling_ms'), 3)}, of which waiting for the commit "
+                 f"thread {fmt(st.get('waited_ms'), 3)}, applying {fmt(st.get('applied_ms'), 3)}, "
+                 f"synced write {fmt(st.get('synced_ms'), 3)}; "
+                 f"{fmt(st.get('mutations_per_group'), 2)} mutations per group commit "
+                 f"(group means over the run's submits, claims and decisions)")
 lines.append("  broker drain/intake: " + ", ".join(
     f"{c}: {fmt(v, 2)}" for c, v in drain_vs_intake.items()))
 lines.append("  broker/empty-RPC ceiling: " + ", ".join(
@@ -555,6 +601,8 @@ for system in wanted + ["empty_rpc", "fdatasync_append", "fdatasync_prealloc"]:
                 problems.append(f"{k}: no throughput or latency")
             if v["failed"]:
                 problems.append(f"{k}: {v['failed']} failed operations")
+if "broker" in systems.split() and not targets["single_in_flight_p50"]["server_stages_ms"]:
+    problems.append("no server-side stages from the broker's metrics")
 if failures:
     problems.append(f"{failures} runs failed")
 

@@ -6,8 +6,10 @@
 #      16 in flight, then as many claims and decisions from the head of the
 #      queue (referral_loadgen --decide_any) -- the costs at 1,000 queued;
 #   2. fill to --queued (default 1,000,000) with SubmitReferrals, 8 calls of
-#      100 in flight; every referral has its own fictitious children, so the
-#      repeated-concern index grows with the queue (about 2 entries each);
+#      100 in flight; every referral has its own fictitious children (no run
+#      repeats another's: referral_loadgen --first_index), so the
+#      repeated-concern index grows with the queue (2 children each, indexed
+#      by NHS number while the test range lasts and by name and birth date);
 #   3. once the broker is idle again (RocksDB compacting after the bulk load;
 #      the wait is reported), the same probe -- the costs at --queued, and
 #      their ratios; each probe also records the broker's CPU seconds by
@@ -118,10 +120,15 @@ loadgen_run() {
   "$loadgen" --server="127.0.0.1:$port" --payload_file="$payload" --json "$@" |
     tail -1
 }
+# Each loadgen run numbers its fictitious children from where the last one
+# stopped, so no run repeats another's children (they would be linked as
+# repeated concerns and raised: different work from the first probe's).
+next_index=0
 fill() {
   log "filling: $1 referrals (SubmitReferrals, 8 x 100 in flight)"
-  loadgen_run --n="$1" --batch=100 --concurrency=8 --channels=8 --drain=false |
-    record "fill_$2"
+  loadgen_run --n="$1" --batch=100 --concurrency=8 --channels=8 --drain=false \
+    --first_index="$next_index" | record "fill_$2"
+  next_index=$((next_index + $1))
 }
 # Waits until the broker has been idle (under 5% of one core over 2 s):
 # after a bulk load RocksDB compacts for a while, and the probe should
@@ -167,7 +174,9 @@ run_probe() {
     perf_pid=$!
   fi
   loadgen_run --n="$probe" --concurrency=16 --channels=16 --decide_any \
-    --claim_batch=50 --drain_workers=4 | record "probe_$1"
+    --claim_batch=50 --drain_workers=4 --first_index="$next_index" |
+    record "probe_$1"
+  next_index=$((next_index + probe))
   if [[ -n $perf_pid ]]; then
     kill -INT "$perf_pid"
     wait "$perf_pid" || true

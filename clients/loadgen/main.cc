@@ -49,6 +49,9 @@ ABSL_FLAG(int, channels, 1, "HTTP/2 connections to spread calls over");
 ABSL_FLAG(std::string, referral, "",
           "protobuf JSON referral to submit (default: a built-in ~2 KB "
           "fictitious police referral)");
+ABSL_FLAG(int64_t, first_index, 0,
+          "number the fictitious children from here, so that successive "
+          "runs against one broker do not repeat each other's children");
 ABSL_FLAG(bool, vary_children, true,
           "give each submission's children their own fictitious names, "
           "dates of birth and NHS numbers, so they are not all linked as "
@@ -98,6 +101,7 @@ constexpr const char* kOwnFlags[] = {"server",
                                      "channels",
                                      "referral",
                                      "vary_children",
+                                     "first_index",
                                      "agency",
                                      "key_prefix",
                                      "timeout",
@@ -282,6 +286,12 @@ int Main(int argc, char** argv) {
     channels.push_back(*std::move(channel));
   }
 
+  if (const int64_t first = absl::GetFlag(FLAGS_first_index); first != 0) {
+    if (first < 0) return Usage("--first_index must not be negative");
+    source = [inner = std::move(source), first](int64_t index) {
+      return inner(first + index);
+    };
+  }
   LoadReport report = RunLoad(channels, options, source);
   if (e2e_probes > 0) {
     report.e2e = MeasureEndToEnd(channels[0], options, source, e2e_probes);

@@ -48,14 +48,20 @@ const std::vector<int32_t>& ValidSerials() {
   return *kSerials;
 }
 
+// Names repeat every kNamePeriod indexes; the birth date moves on once per
+// period, so that name and date of birth together stay distinct for about
+// 24 million indexes (kNamePeriod x 14 years x 12 months x 28 days).
+constexpr int64_t kNamePeriod = static_cast<int64_t>(
+    kGivenNames.size() * kFamilyNames.size() * kFamilyNames.size());
+
 v1::CalendarDate DateOfBirth(int64_t index, int child, absl::Time now) {
   const absl::CivilDay today = absl::ToCivilDay(now, absl::UTCTimeZone());
+  const int64_t n = index / kNamePeriod;
   v1::CalendarDate date;
   // Siblings three years apart; every child between 2 and 15 years old.
-  date.set_year(
-      static_cast<int32_t>(today.year() - 2 - (index + 3 * child) % 14));
-  date.set_month(static_cast<int32_t>(1 + (index / 14) % 12));
-  date.set_day(static_cast<int32_t>(1 + (index / 168 + child * 5) % 28));
+  date.set_year(static_cast<int32_t>(today.year() - 2 - (n + 3 * child) % 14));
+  date.set_month(static_cast<int32_t>(1 + (n / 14) % 12));
+  date.set_day(static_cast<int32_t>(1 + (n / 168 + child * 5) % 28));
   return date;
 }
 
@@ -69,12 +75,22 @@ v1::Address MakeAddress(int64_t index) {
 }
 
 void FillChild(int64_t index, int child, absl::Time now, v1::Child* out) {
-  out->set_given_name(
-      std::string(kGivenNames[(index + 7 * child) % kGivenNames.size()]));
-  out->set_family_name(std::string(
-      kFamilyNames[(index / kGivenNames.size()) % kFamilyNames.size()]));
+  const int64_t given = static_cast<int64_t>(kGivenNames.size());
+  const int64_t family = static_cast<int64_t>(kFamilyNames.size());
+  out->set_given_name(std::string(kGivenNames[(index + 7 * child) % given]));
+  // Double-barrelled, so that siblings share it and it varies widely.
+  out->set_family_name(
+      absl::StrCat(kFamilyNames[(index / given) % family], "-",
+                   kFamilyNames[(index / (given * family)) % family]));
   *out->mutable_date_of_birth() = DateOfBirth(index, child, now);
-  out->set_nhs_number(TestNhsNumber(index * 2 + child));
+  // The 999 test range has too few numbers for millions of children: past
+  // it, none, as in many police referrals (children then match by name and
+  // date of birth, which stay distinct).
+  if (index * 2 + child < kTestNhsNumbers) {
+    out->set_nhs_number(TestNhsNumber(index * 2 + child));
+  } else {
+    out->clear_nhs_number();
+  }
 }
 
 }  // namespace

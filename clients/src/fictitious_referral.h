@@ -29,7 +29,11 @@ std::string TestNhsNumber(int64_t index);
 // A referral about fictitious children, varied by `index` (names, dates of
 // birth, NHS numbers, postcode, the referrer's reference) so that a load
 // run does not link every referral to every other as a repeated concern.
-// Dates of birth are 2 to 15 years before `now`.
+// Dates of birth are 2 to 15 years before `now`. Children's names and dates
+// of birth are distinct for indexes below kDistinctChildren; their NHS
+// numbers are test-range numbers, distinct, for indexes below
+// kTestNhsNumbers / 2, and absent above.
+inline constexpr int64_t kDistinctChildren = 24'084'480;
 referral::v1::Referral MakeFictitiousReferral(int64_t index,
                                               absl::string_view agency_id,
                                               absl::Time now = absl::Now());

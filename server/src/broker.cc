@@ -72,6 +72,10 @@ class BrokerImpl final : public Broker {
           LogCommittedQueueEvents(events);
           watchers->Publish(events);
         };
+    store_options.on_group_committed =
+        [metrics = &metrics_](const storage::GroupCommitTiming& timing) {
+          metrics->ObserveGroupCommit(timing);
+        };
     store_options.on_write_health_changed = [this](const absl::Status& health) {
       OnStoreWriteHealthChanged(health);
     };

@@ -45,6 +45,10 @@ class BrokerMetrics {
   // and decisions. Called on the store's commit thread: cheap.
   void CountCommitted(const std::vector<v1::QueueEvent>& events);
 
+  // Records where a group commit's time went and how many mutations shared
+  // its synced write. Called on the store's commit thread: cheap.
+  void ObserveGroupCommit(const storage::GroupCommitTiming& timing);
+
   // Times every unary call and counts its status code, by service and method.
   std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
   NewInterceptorFactory();

@@ -29,6 +29,7 @@ IndexHead IndexHead::OverlayOn(const IndexHead& committed) {
 }
 
 void IndexHead::Absorb(IndexHead&& overlay) {
+  if (overlay.base_dropped_) stragglers_.clear();
   for (const std::string& key : overlay.erased_from_base_) {
     stragglers_.erase(key);
   }
@@ -42,7 +43,7 @@ void IndexHead::Absorb(IndexHead&& overlay) {
 }
 
 size_t IndexHead::straggler_count() const {
-  if (base_ == nullptr) return stragglers_.size();
+  if (!UsesBase()) return stragglers_.size();
   return base_->stragglers_.size() - erased_from_base_.size() +
          stragglers_.size();
 }
@@ -56,7 +57,7 @@ void IndexHead::VisitStragglers(
     return after != nullptr ? map.upper_bound(*after) : map.begin();
   };
   Map::const_iterator own = start(stragglers_);
-  if (base_ == nullptr) {
+  if (!UsesBase()) {
     for (; own != stragglers_.end(); ++own) {
       if (!visit(own->first, own->second)) return;
     }
@@ -85,7 +86,9 @@ void IndexHead::VisitStragglers(
 
 void IndexHead::Insert(const std::string& key, const std::string& value,
                        UndoLog* undo) {
-  if (key < low_water_) {
+  if (key < low_water_ && straggler_count() >= kMaxStragglers) {
+    LowerMarkBelowStragglers(key, undo);
+  } else if (key < low_water_) {
     // Below the mark: remember it exactly rather than lowering the mark,
     // which would make the next seek cross every tombstone in between.
     stragglers_.insert_or_assign(key, value);
@@ -104,7 +107,7 @@ void IndexHead::Erase(const std::string& key, UndoLog* undo) {
     undo->Record(
         [this, entry = *straggler] { stragglers_.insert(std::move(entry)); });
     stragglers_.erase(straggler);
-  } else if (base_ != nullptr && base_->stragglers_.contains(key) &&
+  } else if (UsesBase() && base_->stragglers_.contains(key) &&
              erased_from_base_.insert(key).second) {
     undo->Record([this, key] { erased_from_base_.erase(key); });
   } else {
@@ -139,6 +142,28 @@ void IndexHead::RaiseTo(const std::string& bound, UndoLog* undo) {
 void IndexHead::SetLowWater(std::string low_water, UndoLog* undo) {
   undo->Record([this, old = low_water_] { low_water_ = old; });
   low_water_ = std::move(low_water);
+}
+
+void IndexHead::LowerMarkBelowStragglers(const std::string& key,
+                                         UndoLog* undo) {
+  std::string first_live = key;
+  VisitStragglers(nullptr, [&](const std::string& first, const std::string&) {
+    if (first < first_live) first_live = first;
+    return false;
+  });
+  // Every other live key is a straggler (so at or after the first) or at or
+  // after the old mark: the new mark is the range's first live key.
+  undo->Record([this, stragglers = std::move(stragglers_),
+                erased = std::move(erased_from_base_),
+                dropped = base_dropped_]() mutable {
+    stragglers_ = std::move(stragglers);
+    erased_from_base_ = std::move(erased);
+    base_dropped_ = dropped;
+  });
+  stragglers_.clear();
+  erased_from_base_.clear();
+  base_dropped_ = base_ != nullptr;
+  SetLowWater(std::move(first_live), undo);
 }
 
 void IndexHead::SetNeedsAdvance(bool value, UndoLog* undo) {

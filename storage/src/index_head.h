@@ -26,6 +26,13 @@
 // stragglers the group added and erased, over the committed head, which
 // stays unchanged until the group is durable and is then brought up to date
 // in place (Absorb). Cost per group: its own changes, not the backlog.
+//
+// Stragglers are bounded: the one that would exceed kMaxStragglers lowers
+// the mark to the first live key instead (the smallest straggler or the new
+// key), and the stragglers become ordinary keys at or after it. The next
+// seek then steps over the tombstones between the new and the old mark once
+// more, which costs less than holding an unbounded backlog in memory and
+// merging it in every group.
 #ifndef REFERRAL_STORAGE_SRC_INDEX_HEAD_H_
 #define REFERRAL_STORAGE_SRC_INDEX_HEAD_H_
 
@@ -61,6 +68,8 @@ class UndoLog {
 
 class IndexHead {
  public:
+  static constexpr size_t kMaxStragglers = 1024;
+
   IndexHead() = default;
   // `low_water` is the range's first live key (or the range's start when it
   // is empty); `live` counts its live keys. Set up by the scan at Open.
@@ -108,6 +117,11 @@ class IndexHead {
 
  private:
   void SetLowWater(std::string low_water, UndoLog* undo);
+  // Lowers the mark to the first live key, `key` or the first straggler,
+  // and forgets every straggler (see kMaxStragglers).
+  void LowerMarkBelowStragglers(const std::string& key, UndoLog* undo);
+  // Whether base_'s stragglers still count here.
+  bool UsesBase() const { return base_ != nullptr && !base_dropped_; }
   void SetNeedsAdvance(bool value, UndoLog* undo);
 
   std::string low_water_;
@@ -121,6 +135,9 @@ class IndexHead {
   const IndexHead* base_ = nullptr;
   // Stragglers of base_ the overlay erased.
   std::set<std::string> erased_from_base_;
+  // The overlay lowered the mark below every straggler of base_, which are
+  // ordinary keys here.
+  bool base_dropped_ = false;
   int64_t live_ = 0;
   bool needs_advance_ = false;
 };

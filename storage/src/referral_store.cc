@@ -803,6 +803,7 @@ std::shared_ptr<const rocksdb::Snapshot> ReferralStoreImpl::NewSnapshot() {
 // --- Mutations: enqueue. ---------------------------------------------------
 
 void ReferralStoreImpl::Enqueue(std::unique_ptr<Op> op) {
+  op->enqueued_at = absl::Now();
   {
     absl::MutexLock lock(&queue_mu_);
     if (!closing_) {
@@ -977,6 +978,8 @@ void ReferralStoreImpl::CommitLoop() {
 }
 
 void ReferralStoreImpl::RunGroup(std::vector<std::unique_ptr<Op>>& ops) {
+  // Real time, not options_.clock: these time work, they are not records.
+  const absl::Time started = absl::Now();
   Group group(CommittedForCommitThread(), db_.get());
   std::vector<absl::Status> results(ops.size());
   absl::Status group_status;
@@ -1017,6 +1020,7 @@ void ReferralStoreImpl::RunGroup(std::vector<std::unique_ptr<Op>>& ops) {
     // resumed; show that writing works again before committing the group.
     group_status = TryRestoreWrites();
   }
+  const absl::Time applied = absl::Now();
   if (group_status.ok() && wrote) {
     rocksdb::Status s;
     switch (injected_write_failure_.exchange(0)) {
@@ -1043,11 +1047,19 @@ void ReferralStoreImpl::RunGroup(std::vector<std::unique_ptr<Op>>& ops) {
     CompleteOnPool(ops, results);
     return;
   }
+  const absl::Time synced = absl::Now();
   Publish(group, wrote);
   if (options_.on_committed && !group.events().empty()) {
     options_.on_committed(group.events());
   }
+  const GroupCommitTiming timing{.mutations = static_cast<int>(ops.size()),
+                                 .waited = started - ops.front()->enqueued_at,
+                                 .applied = applied - started,
+                                 .synced = synced - applied};
   CompleteOnPool(ops, results);
+  if (wrote && options_.on_group_committed) {
+    options_.on_group_committed(timing);
+  }
 }
 
 void ReferralStoreImpl::CompleteOnPool(std::vector<std::unique_ptr<Op>>& ops,

@@ -180,6 +180,9 @@ class Op {
   virtual std::vector<AuditEntry> AuditEntries(const absl::Status& status) = 0;
   // Reports the outcome; called exactly once.
   virtual void Complete(absl::Status status) = 0;
+
+  // When Enqueue took it (for GroupCommitTiming::waited).
+  absl::Time enqueued_at;
 };
 
 class ReferralStoreImpl final : public ReferralStore {

@@ -90,6 +90,37 @@ TEST(MakeFictitiousReferralTest, VariesChildrenByIndex) {
   EXPECT_GE(identities.size(), 990u);
 }
 
+TEST(MakeFictitiousReferralTest, ChildrenStayDistinctForMillionsOfIndexes) {
+  const absl::Time now =
+      absl::FromCivil(absl::CivilDay(2026, 1, 5), absl::UTCTimeZone());
+  std::set<std::string> identities;
+  int without_nhs_number = 0;
+  // Spread over the whole range, through every period of the names.
+  const int64_t samples = 20000;
+  for (int64_t s = 0; s < samples; ++s) {
+    const int64_t index = s * (kDistinctChildren / samples) + s % 977;
+    const v1::Referral r = MakeFictitiousReferral(index, "loadgen", now);
+    for (const v1::Child& c : r.children()) {
+      identities.insert(absl::StrCat(
+          c.given_name(), "|", c.family_name(), "|", c.date_of_birth().year(),
+          "-", c.date_of_birth().month(), "-", c.date_of_birth().day()));
+      if (c.nhs_number().empty()) {
+        ++without_nhs_number;
+      } else {
+        EXPECT_TRUE(IsValidNhsNumber(c.nhs_number()));
+        EXPECT_LT(index * 2, kTestNhsNumbers);
+      }
+    }
+  }
+  EXPECT_EQ(identities.size(), static_cast<size_t>(2 * samples));
+  // Past the test range of NHS numbers, none is given.
+  EXPECT_GT(without_nhs_number, 0);
+  EXPECT_TRUE(MakeFictitiousReferral(kTestNhsNumbers, "loadgen", now)
+                  .children(0)
+                  .nhs_number()
+                  .empty());
+}
+
 TEST(VaryChildrenTest, RewritesChildrenButKeepsUnbornDueDates) {
   v1::Referral r;
   r.add_children()->mutable_date_of_birth()->set_year(2010);

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
 
 namespace referral::storage {
@@ -195,6 +196,59 @@ TEST(IndexHeadTest, StragglersAreVisitedInKeyOrderFromAfterUntilTold) {
   EXPECT_EQ(visit_two_after_q1(committed), std::vector<std::string>{"q3"});
   const std::vector<std::string> merged = {"q2", "q3"};
   EXPECT_EQ(visit_two_after_q1(overlay), merged);
+}
+
+// "k00042": keys that sort as their numbers do.
+std::string Key(int n) { return absl::StrFormat("k%05d", n); }
+
+TEST(IndexHeadTest, BeyondTheStragglerLimitTheMarkDropsToTheFirstLiveKey) {
+  UndoLog undo;
+  const int limit = static_cast<int>(IndexHead::kMaxStragglers);
+  IndexHead head(Key(90000), 1);
+  for (int i = 0; i < limit; ++i) head.Insert(Key(1000 + i), "", &undo);
+  ASSERT_EQ(head.straggler_count(), IndexHead::kMaxStragglers);
+  ASSERT_EQ(head.low_water(), Key(90000));
+
+  // One more: no longer remembered one by one.
+  head.Insert(Key(500), "", &undo);
+  EXPECT_EQ(head.straggler_count(), 0u);
+  EXPECT_EQ(head.low_water(), Key(500));
+  EXPECT_EQ(head.live(), limit + 2);
+  EXPECT_EQ(head.live_from_low_water(), limit + 2);
+  // Erasing a former straggler is an ordinary erase now.
+  head.Erase(Key(500), &undo);
+  EXPECT_TRUE(head.needs_advance());
+}
+
+TEST(IndexHeadTest, AnOverlayPastTheLimitDropsTheCommittedStragglersOnAbsorb) {
+  UndoLog setup;
+  const int limit = static_cast<int>(IndexHead::kMaxStragglers);
+  IndexHead committed(Key(90000), 1);
+  for (int i = 0; i < limit; ++i) committed.Insert(Key(1000 + i), "", &setup);
+
+  UndoLog undo;
+  IndexHead overlay = IndexHead::OverlayOn(committed);
+  const UndoLog::Mark mark = undo.mark();
+  overlay.Insert(Key(5000), "", &undo);  // above the first straggler
+  EXPECT_EQ(overlay.straggler_count(), 0u);
+  EXPECT_EQ(overlay.low_water(), Key(1000));
+  EXPECT_TRUE(StragglersOf(overlay).empty());
+  // A committed straggler is an ordinary key of the overlay now.
+  overlay.Erase(Key(1000), &undo);
+  EXPECT_TRUE(overlay.needs_advance());
+  EXPECT_EQ(committed.straggler_count(), IndexHead::kMaxStragglers);
+
+  // Rolled back, the overlay sees the committed stragglers again.
+  undo.RollbackTo(mark);
+  EXPECT_EQ(overlay.straggler_count(), IndexHead::kMaxStragglers);
+  EXPECT_EQ(overlay.low_water(), Key(90000));
+  EXPECT_FALSE(overlay.needs_advance());
+
+  overlay.Insert(Key(7), "", &undo);
+  committed.Absorb(std::move(overlay));
+  EXPECT_EQ(committed.straggler_count(), 0u);
+  EXPECT_EQ(committed.low_water(), Key(7));
+  EXPECT_EQ(committed.live(), limit + 2);
 }
 
 }  // namespace

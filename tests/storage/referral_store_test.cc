@@ -21,6 +21,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "index_head.h"
 #include "referral_store_internal.h"
 #include "storage/store_test_util.h"
 
@@ -73,6 +74,10 @@ class ReferralStoreTest : public ::testing::Test {
     options.on_committed = [this](const std::vector<QueueEvent>& events) {
       absl::MutexLock lock(&events_mu_);
       events_.insert(events_.end(), events.begin(), events.end());
+    };
+    options.on_group_committed = [this](const GroupCommitTiming& timing) {
+      absl::MutexLock lock(&events_mu_);
+      timings_.push_back(timing);
     };
     return options;
   }
@@ -161,12 +166,25 @@ class ReferralStoreTest : public ::testing::Test {
     return page.ok() ? Ids(page->referrals) : std::vector<std::string>();
   }
 
+  // The group commits timed so far, once there are at least `count` (the
+  // timing is reported after the replies are handed over, so a caller can
+  // be answered first).
+  std::vector<GroupCommitTiming> AwaitTimings(size_t count) {
+    absl::MutexLock lock(&events_mu_);
+    auto enough = [this, count]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      return timings_.size() >= count;
+    };
+    events_mu_.AwaitWithTimeout(absl::Condition(&enough), absl::Seconds(30));
+    return timings_;
+  }
+
   TempDir dir_;
   FakeClock clock_;
   // Declared before the store: its last commit (a reaper pass, say) may
   // still report events while it closes.
   absl::Mutex events_mu_;
   std::vector<QueueEvent> events_ ABSL_GUARDED_BY(events_mu_);
+  std::vector<GroupCommitTiming> timings_ ABSL_GUARDED_BY(events_mu_);
   std::unique_ptr<ReferralStore> store_;
 };
 
@@ -198,6 +216,60 @@ TEST_F(ReferralStoreTest, SubmitStoresAQueuedReferralWithItsHistory) {
   StoredReferral stored = Get("REF-2026-000001");
   EXPECT_EQ(stored.SerializeAsString(), record.SerializeAsString());
   EXPECT_EQ(store_->ReadyCount(kQueue), 1);
+}
+
+TEST_F(ReferralStoreTest, EachGroupCommitReportsWhereItsTimeWent) {
+  ASSERT_TRUE(SubmitNow(*store_, MakeSubmit("key-1", clock_.Now())).ok());
+  ASSERT_TRUE(SubmitNow(*store_, MakeSubmit("key-2", clock_.Now())).ok());
+  // One after the other: two group commits of one submission each.
+  const std::vector<GroupCommitTiming> timings = AwaitTimings(2);
+  ASSERT_EQ(timings.size(), 2u);
+  for (const GroupCommitTiming& timing : timings) {
+    EXPECT_EQ(timing.mutations, 1);
+    EXPECT_GE(timing.waited, absl::ZeroDuration());
+    EXPECT_GT(timing.applied, absl::ZeroDuration());
+    EXPECT_GT(timing.synced, absl::ZeroDuration());
+  }
+}
+
+TEST_F(ReferralStoreTest, ABacklogBeyondTheStragglerLimitIsClaimedInOrder) {
+  // The queue's head moves past a standard referral; then more raised ones
+  // arrive, all sorting before the head, than are kept as stragglers.
+  Submit("standard-0", absl::Hours(30));
+  ASSERT_EQ(Claim(1).size(), 1u);
+  const int raised = static_cast<int>(IndexHead::kMaxStragglers) + 50;
+  std::vector<std::string> expected;
+  for (int i = 0; i < raised; ++i) {
+    expected.push_back(Submit(absl::StrCat("raised-", i), absl::Hours(8),
+                              ::referral::v1::PRIORITY_BAND_RAISED)
+                           .referral_id());
+  }
+  const StoredReferral later = Submit("standard-1", absl::Hours(40));
+  expected.push_back(later.referral_id());
+  EXPECT_EQ(Counts().ready, raised + 1);
+  // The first page of the listing, in the same order.
+  const std::vector<std::string> listed = QueueOrder();
+  ASSERT_GE(listed.size(), 100u);
+  EXPECT_EQ(listed, std::vector<std::string>(expected.begin(),
+                                             expected.begin() + listed.size()));
+
+  // Half claimed as the store has them in memory, the rest after a restart
+  // has rebuilt its view from the index.
+  std::vector<std::string> claimed;
+  auto claim_up_to = [&](size_t total) {
+    while (claimed.size() < total) {
+      std::vector<StoredReferral> batch = Claim(100);
+      if (batch.empty()) return;
+      for (const StoredReferral& record : batch) {
+        claimed.push_back(record.referral_id());
+      }
+    }
+  };
+  claim_up_to(expected.size() / 2);
+  Reopen();
+  claim_up_to(expected.size() + 1);
+  EXPECT_EQ(claimed, expected);
+  EXPECT_EQ(store_->ReadyCount(kQueue), 0);
 }
 
 TEST_F(ReferralStoreTest, ReferenceYearIsTheUtcYearOfReceipt) {

@@ -266,6 +266,34 @@ TEST_F(BrokerMetricsTest, CountersFollowWhatTheTrafficDid) {
   EXPECT_GE(samples["referral_store_pending_compaction_bytes"], 0);
 }
 
+TEST_F(BrokerMetricsTest, GroupCommitsAreTimedByStage) {
+  for (const char* key : {"g1", "g2", "g3"}) {
+    ASSERT_TRUE(Submit(v1::AGENCY_TYPE_POLICE, key).ok());
+  }
+  // Timed once the replies are handed over, so await the third.
+  Samples samples;
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < deadline) {
+    samples = ParseExposition(Scrape());
+    if (samples["referral_store_group_commit_mutations_sum"] >= 3) break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  // Each submission waited for the one before: three group commits of one
+  // (and perhaps more from the lease reaper, which also writes).
+  const double groups = samples["referral_store_group_commit_mutations_count"];
+  EXPECT_GE(samples["referral_store_group_commit_mutations_sum"], 3);
+  EXPECT_GE(groups, 3);
+  for (const char* stage : {"waited", "applied", "synced"}) {
+    EXPECT_EQ(samples[absl::StrCat(
+                  "referral_store_group_commit_seconds_count{stage=\"", stage,
+                  "\"}")],
+              groups)
+        << stage;
+  }
+  EXPECT_GT(
+      samples["referral_store_group_commit_seconds_sum{stage=\"synced\"}"], 0);
+}
+
 TEST_F(BrokerMetricsTest, BuildInfoNamesWhatIsRunning) {
   const std::string text = Scrape();
   EXPECT_THAT(text, HasSubstr("referral_broker_build_info{"));

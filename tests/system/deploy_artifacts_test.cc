@@ -94,6 +94,8 @@ const std::set<std::string>& BrokerMetricNames() {
       "grpc_server_handled_total",
       "referral_store_disk_bytes",
       "referral_store_pending_compaction_bytes",
+      "referral_store_group_commit_seconds",
+      "referral_store_group_commit_mutations",
       "referral_store_writable",
       "referral_broker_serving",
       "referral_broker_build_info",

@@ -68,6 +68,18 @@ struct AuditVerification {
 template <typename T>
 using Done = absl::AnyInvocable<void(absl::StatusOr<T>) &&>;
 
+// Where one group commit's time went: what an operator needs to tell a slow
+// disk (synced) from a saturated commit thread (waited, applied).
+struct GroupCommitTiming {
+  int mutations = 0;  // joined into the one synced write
+  // From the oldest mutation's arrival at the store to the group's start.
+  absl::Duration waited;
+  // Applying the mutations (reads, checks, index and audit entries).
+  absl::Duration applied;
+  // The synced write (write-ahead log append, fdatasync, memtables).
+  absl::Duration synced;
+};
+
 struct StoreOptions {
   // The data directory; created if missing.
   std::string path;
@@ -88,6 +100,9 @@ struct StoreOptions {
   // events it produced, in commit order (for WatchQueue).
   std::function<void(const std::vector<::referral::v1::QueueEvent>&)>
       on_committed;
+  // Called on the commit thread after each group commit that wrote, with
+  // where its time went (for metrics: keep it cheap).
+  std::function<void(const GroupCommitTiming&)> on_group_committed;
   // Called when the store's ability to commit changes between OK and not
   // OK (see WriteHealth), with the new health; never twice with the same
   // side. Runs on the commit thread or the reaper thread: keep it short and
