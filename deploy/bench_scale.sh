@@ -266,14 +266,20 @@ for name in sorted(set(cpu_small) | set(cpu_large),
 lines.append(f"{'total':<34} {sum(cpu_small.values()):>10.2f} "
              f"{sum(cpu_large.values()):>14.2f}")
 restart = float(restart_s)
+# The issue sets the restart and memory goals at 1,000,000 queued.
+at_goal_depth = int(queued) == 1000000
+def goal(text, met):
+    if not at_goal_depth:
+        return f"the goal, {text}, is for 1,000,000 queued"
+    return f"goal {text}: {'met' if met else 'MISSED'}"
 lines += ["",
           f"targets: cost at {int(queued):,} within 1.5x of 1,000: worst ratio {worst:.2f}x "
           f"({'met' if worst <= 1.5 else 'MISSED'})",
           f"  restart with {int(queued):,} queued and {int(claimed):,} claimed: {restart:.2f} s "
-          f"(goal < 3 s: {'met' if restart < 3 else 'MISSED'}); clean stop took {float(stop_s):.2f} s",
+          f"({goal('< 3 s', restart < 3)}); clean stop took {float(stop_s):.2f} s",
           f"  resident memory with {int(queued):,} queued: {rss_queued} MiB while filled, "
-          f"{rss_restarted} MiB after the restart (goal < 512 MiB: "
-          f"{'met' if max(float(rss_queued), float(rss_restarted)) < 512 else 'MISSED'})",
+          f"{rss_restarted} MiB after the restart "
+          f"({goal('< 512 MiB', max(float(rss_queued), float(rss_restarted)) < 512)})",
           f"  data directory: {int(disk) / 2**30:.2f} GiB"]
 print("\n".join(lines))
 json.dump(dict(machine=machine, queued=int(queued), claimed=int(claimed),
