@@ -306,13 +306,15 @@ for line in text.splitlines():
     if line and not line.startswith("#"):
         name, value = line.rsplit(" ", 1)
         values[name] = float(value)
-def mean(prefix, labels=""):
+def mean(prefix, labels="", scale=1):
+    # None when the series is missing or empty (the report says so).
     count = values.get(f"{prefix}_count{labels}", 0)
-    return values.get(f"{prefix}_sum{labels}", 0) / count if count else None
-stages = {s + "_ms": 1000 * mean("referral_store_group_commit_seconds", f'{{stage="{s}"}}')
+    return scale * values.get(f"{prefix}_sum{labels}", 0) / count if count else None
+stages = {s + "_ms": mean("referral_store_group_commit_seconds",
+                          f'{{stage="{s}"}}', 1000)
           for s in ("waited", "applied", "synced")}
-stages["handling_ms"] = 1000 * mean("grpc_server_handling_seconds",
-    '{grpc_method="SubmitReferral",grpc_service="referral.v1.ReferralIntake"}')
+stages["handling_ms"] = mean("grpc_server_handling_seconds",
+    '{grpc_method="SubmitReferral",grpc_service="referral.v1.ReferralIntake"}', 1000)
 stages["mutations_per_group"] = mean("referral_store_group_commit_mutations")
 print(json.dumps({"stages": stages}))
 PY
