@@ -23,9 +23,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "broker_settings.h"
-#include "event_log.h"
+#include "base/json_log.h"
 #include "server/broker.h"
+#include "settings/broker_settings.h"
 
 namespace {
 
@@ -117,8 +117,8 @@ ABSL_FLAG(std::string, log_level, Defaults().log_level(),
 
 namespace {
 
-using referral::server::LogEvent;
-using referral::server::LogLevel;
+using referral::LogEvent;
+using referral::LogLevel;
 
 // absl spells flags with underscores; operators type --check-config. The
 // argument is rewritten in place (argv strings are writable) before absl
@@ -217,8 +217,8 @@ int main(int argc, char** argv) {
   }
   const referral::config::v1::BrokerSettings& settings = resolved->settings;
   LogLevel level = LogLevel::kInfo;
-  referral::server::ParseLogLevel(settings.log_level(), &level);
-  referral::server::SetLogLevel(level);
+  referral::ParseLogLevel(settings.log_level(), &level);
+  referral::SetLogLevel(level);
 
   // Block the signals we handle before any thread starts, so every thread
   // inherits the mask and only the sigwait below receives them.

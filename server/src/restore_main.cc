@@ -21,6 +21,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "base/timestamps.h"
 #include "storage/referral_store.h"
 
 ABSL_FLAG(std::string, backup_dir, "", "the backup directory (required)");
@@ -45,9 +46,7 @@ int Fail(const std::string& reason) {
 }
 
 std::string Describe(const BackupInfo& info) {
-  return absl::StrCat("created ",
-                      absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", info.created_at,
-                                       absl::UTCTimeZone()),
+  return absl::StrCat("created ", referral::FormatUtcSeconds(info.created_at),
                       ", ", info.file_count,
                       info.file_count == 1 ? " file, " : " files, ",
                       info.size_bytes, " bytes");

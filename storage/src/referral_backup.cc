@@ -44,13 +44,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "base/status_macros.h"
 #include "encrypted_env.h"
 #include "record_util.h"
 #include "referral_store_impl.h"
 #include "rocksdb/env.h"
 #include "rocksdb/utilities/backup_engine.h"
 #include "storage/referral_store.h"
-#include "storage/status_macros.h"
 
 namespace referral::storage {
 namespace {

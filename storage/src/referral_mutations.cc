@@ -25,12 +25,12 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
+#include "base/status_macros.h"
 #include "key_codec.h"
 #include "record_util.h"
 #include "referral_store_impl.h"
 #include "rocksdb/perf_context.h"
 #include "rocksdb/perf_level.h"
-#include "storage/status_macros.h"
 
 namespace referral::storage {
 namespace {

@@ -55,6 +55,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "audit_chain.h"
+#include "base/status_macros.h"
 #include "encrypted_env.h"
 #include "info_log.h"
 #include "key_codec.h"
@@ -73,7 +74,6 @@
 #include "rocksdb/utilities/backup_engine.h"
 #include "rocksdb/utilities/table_properties_collectors.h"
 #include "rocksdb/write_batch.h"
-#include "storage/status_macros.h"
 #include "thread_name.h"
 
 namespace referral::storage {

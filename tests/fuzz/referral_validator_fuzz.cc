@@ -1,4 +1,4 @@
-// Fuzzes intake validation (server/src/referral_validator.h) with what an
+// Fuzzes intake validation (server/src/rules/referral_validator.h) with what an
 // agency can actually send: the bytes are a serialised SubmitReferralRequest,
 // so the fuzzer explores referrals rather than protobuf's wire-format parser.
 // Bytes that do not parse are skipped; gRPC would have rejected them first.
@@ -17,7 +17,7 @@
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 #include "referral/v1/broker.pb.h"
-#include "referral_validator.h"
+#include "rules/referral_validator.h"
 
 namespace {
 

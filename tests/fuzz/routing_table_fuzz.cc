@@ -1,5 +1,5 @@
 // Fuzzes the routing configuration parser (RoutingTable::Parse in
-// server/src/routing_table.h, over text_config.h): the council edits this
+// server/src/rules/routing_table.h, over text_config.h): the council edits this
 // file by hand, so any text may reach it, and a mistake must be reported,
 // never crash the broker at start-up or on ReloadConfig.
 //
@@ -24,8 +24,8 @@
 #include "absl/strings/match.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
-#include "routing_table.h"
-#include "working_calendar.h"
+#include "rules/routing_table.h"
+#include "rules/working_calendar.h"
 
 namespace {
 

@@ -2,7 +2,7 @@
 // written out here independently of the policy table so that any change to
 // the table shows up as a failing cell, plus deny by default and the queue
 // restrictions of triage principals.
-#include "access_policy.h"
+#include "security/access_policy.h"
 
 #include <set>
 #include <string>

@@ -4,7 +4,7 @@
 // BrokerOptions, Broker::CheckOptions naming the setting and the problem for
 // each bad value, and the documentation (proto comments, README table)
 // agreeing with the defaults the code uses.
-#include "broker_settings.h"
+#include "settings/broker_settings.h"
 
 #include <sys/stat.h>
 

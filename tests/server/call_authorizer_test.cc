@@ -4,7 +4,7 @@
 // every method. Also: callers without a valid certificate, cross-agency
 // access, the authenticated agency being recorded, and the broker's refusal
 // to serve plaintext except explicitly, on loopback.
-#include "call_authorizer.h"
+#include "security/call_authorizer.h"
 
 #include <grpcpp/grpcpp.h>
 

@@ -1,7 +1,7 @@
 // Specification of the keys that link referrals about the same child
 // (repeated concerns): NHS number first, otherwise normalised name and date
 // of birth, and no key at all rather than a weak one.
-#include "child_matching.h"
+#include "rules/child_matching.h"
 
 #include <string>
 

@@ -11,7 +11,7 @@
 #include "gtest/gtest.h"
 #include "referral/v1/broker.pb.h"
 #include "referral/v1/referral.pb.h"
-#include "referral_validator.h"
+#include "rules/referral_validator.h"
 
 namespace referral::server {
 namespace {

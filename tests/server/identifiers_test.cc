@@ -1,7 +1,7 @@
 // Specification of the identifier checks: NHS number (Modulus 11), unique
 // pupil number (check letter) and UK postcode format, with the worked
 // examples of the domain notes (section 5).
-#include "identifiers.h"
+#include "rules/identifiers.h"
 
 #include <optional>
 #include <string>

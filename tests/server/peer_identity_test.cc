@@ -5,7 +5,7 @@
 // against real mutual-TLS handshakes with the certificates from
 // deploy/make-dev-certs.sh, so the gRPC property names are tested, not
 // assumed.
-#include "peer_identity.h"
+#include "security/peer_identity.h"
 
 #include <cstdlib>
 #include <deque>
@@ -22,8 +22,8 @@
 #include "grpc/grpc_security_constants.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "principals.h"
 #include "referral/v1/broker.grpc.pb.h"
+#include "security/principals.h"
 #include "support/broker_process.h"
 
 namespace referral::server {

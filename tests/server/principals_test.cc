@@ -2,7 +2,7 @@
 // development certificates, identities are matched exactly, triage queue
 // restrictions, and every mistake in a hand-edited file is reported with its
 // location instead of silently granting or dropping access.
-#include "principals.h"
+#include "security/principals.h"
 
 #include <fstream>
 #include <memory>

@@ -1,6 +1,6 @@
 // Per-principal token buckets: a burst is admitted, then calls are admitted
 // at the sustained rate, each principal on its own.
-#include "rate_limiter.h"
+#include "security/rate_limiter.h"
 
 #include "absl/time/time.h"
 #include "gtest/gtest.h"

@@ -2,7 +2,7 @@
 // fictitious referral, breaks one thing, and names the exact violation the
 // agency gets back ("field.path: reason"). Dates are judged against a fixed
 // "now" so the tests do not age.
-#include "referral_validator.h"
+#include "rules/referral_validator.h"
 
 #include <string>
 #include <vector>

@@ -2,7 +2,7 @@
 // rule by rule, how rules combine (first queue wins, notifications
 // accumulate, nothing is dropped), due times per queue, and how mistakes in
 // a council-edited routing file are reported.
-#include "routing_table.h"
+#include "rules/routing_table.h"
 
 #include <algorithm>
 #include <iterator>
@@ -16,7 +16,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "working_calendar.h"
+#include "rules/working_calendar.h"
 
 namespace referral::server {
 namespace {

@@ -2,7 +2,7 @@
 // errors located "source:line:column" as an editor counts, and semantic
 // errors placed at the text of the field that caused them (falling back to
 // the enclosing message when the field was not written).
-#include "text_config.h"
+#include "settings/text_config.h"
 
 #include <filesystem>
 #include <fstream>

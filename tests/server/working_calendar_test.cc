@@ -2,7 +2,7 @@
 // how timescales ("within 1 working day", "4 working hours") are counted,
 // on the shipped Europe/London calendar, across weekends, bank holidays and
 // both clock changes.
-#include "working_calendar.h"
+#include "rules/working_calendar.h"
 
 #include <string>
 
