@@ -329,7 +329,7 @@ run_broker() {
   # Children varied per referral (same shape and size; the bytes differ
   # only there): with one set of children in every referral the broker
   # would link each new one to up to 1,000 earlier ones, work the peers
-  # never do (see the README).
+  # never do (see docs/benchmarks.md).
   "$loadgen" --server="127.0.0.1:$(cat "$dir/port")" --payload_file="$payload" \
     --n="$n" --concurrency="$calls" --batch="$batch" \
     --channels="$(clients_for "$calls")" --e2e_probes="$e2e" --json |

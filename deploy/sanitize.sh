@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test suite under sanitizers (issue 6), run by .ci/run after the plain
-# suite (see README, Reliability):
+# suite (see docs/reliability.md):
 #   1. build-asan: everything built with -fsanitize=address,undefined, the
 #      whole ctest suite run there (minus the one test listed below);
 #   2. build-tsan: the tests that exercise threads, built with

@@ -10,7 +10,8 @@ if [ ! -f data.key ]; then
   bash deploy/make-encryption-key.sh data.key
 fi
 # Development mode: plaintext on loopback, no client certificates (the
-# broker warns on every start). Production serves mutual TLS: see README.
+# broker warns on every start). Production serves mutual TLS: see
+# docs/security.md.
 exec build/server/referral_broker --listen=127.0.0.1:50051 --data_dir=data \
   --backup_dir=backups --metrics_listen=127.0.0.1:9464 \
   --encryption_key_file=data.key --insecure_development "$@"

@@ -2,8 +2,8 @@
 // file:line:column, relative paths taken from the file's directory), how
 // defaults, the file and command-line flags combine, every setting reaching
 // BrokerOptions, Broker::CheckOptions naming the setting and the problem for
-// each bad value, and the documentation (proto comments, README table)
-// agreeing with the defaults the code uses.
+// each bad value, and the documentation (proto comments, the settings table
+// of docs/configuration.md) agreeing with the defaults the code uses.
 #include "settings/broker_settings.h"
 
 #include <sys/stat.h>
@@ -207,17 +207,19 @@ TEST(BrokerSettingsDefaultsTest, EachProtoCommentStatesTheDefaultInForce) {
   }
 }
 
-// README.md's Configuration section has one table row per setting,
+// docs/configuration.md's Settings section has one table row per setting,
 // "| `name` | `default` | meaning |".
-TEST(BrokerSettingsDefaultsTest, ReadmeTableListsEverySettingWithItsDefault) {
-  const std::string readme = ReadFile(REFERRAL_SOURCE_DIR "/README.md");
+TEST(BrokerSettingsDefaultsTest,
+     ConfigurationPageListsEverySettingWithItsDefault) {
+  const std::string page =
+      ReadFile(REFERRAL_SOURCE_DIR "/docs/configuration.md");
   const BrokerSettings defaults = DefaultBrokerSettings();
   for (const FieldDescriptor* field : AllSettings()) {
     const std::string row_start = absl::StrCat("| `", field->name(), "` |");
-    const size_t at = readme.find(row_start);
+    const size_t at = page.find(row_start);
     ASSERT_NE(at, std::string::npos)
-        << "README has no row for " << field->name();
-    const std::string row = readme.substr(at, readme.find('\n', at) - at);
+        << "docs/configuration.md has no row for " << field->name();
+    const std::string row = page.substr(at, page.find('\n', at) - at);
     const std::string value = FlagText(defaults, field);
     if (!value.empty()) {
       EXPECT_THAT(row, HasSubstr(absl::StrCat("| `", value, "` |")))

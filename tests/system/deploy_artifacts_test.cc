@@ -71,8 +71,9 @@ constexpr char kInstalledSettings[] = "/etc/referral-broker/broker.txtpb";
 // removing any one protection worth 0.2 or more fails the test.
 constexpr double kMaxSystemdExposure = 1.2;
 
-// Every metric the broker exports (README "Metrics"). Dashboards and alert
-// rules may use no other name, so that they cannot drift from the broker.
+// Every metric the broker exports (docs/operations.md, "Metrics").
+// Dashboards and alert rules may use no other name, so that they cannot
+// drift from the broker.
 const std::set<std::string>& BrokerMetricNames() {
   static const auto* const kNames = new std::set<std::string>{
       "referral_queue_ready_referrals",
@@ -581,8 +582,8 @@ class Layout {
   TempDir dir_;
 };
 
-// The development PKI and encryption key made by the commands the README
-// and docker-compose.yml give, once per test program.
+// The development PKI and encryption key made by the commands
+// docs/deployment.md and docker-compose.yml give, once per test program.
 const std::string& DevSecrets() {
   static const TempDir* const kDir = new TempDir();
   static const std::string* const kPath = [] {
