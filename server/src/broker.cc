@@ -37,7 +37,8 @@ constexpr std::array<const char*, 4> kHealthServiceNames = {
 
 class BrokerImpl final : public Broker {
  public:
-  explicit BrokerImpl(BrokerOptions options) : options_(std::move(options)) {}
+  explicit BrokerImpl(BrokerOptions options)
+      : options_(WithDefaultSettings(std::move(options))) {}
 
   ~BrokerImpl() override { Shutdown(); }
 
@@ -46,25 +47,28 @@ class BrokerImpl final : public Broker {
     RETURN_IF_ERROR(CheckOptions(options_));
     ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
                      ServerCredentials());
-    ASSIGN_OR_RETURN(
-        rules_,
-        FrontDoorRulesSource::Load(
-            RulesFileOrDefault(options_.routing_file, "routing.txtpb"),
-            RulesFileOrDefault(options_.calendar_file, "calendar.txtpb")));
+    ASSIGN_OR_RETURN(rules_,
+                     FrontDoorRulesSource::Load(
+                         RulesFileOrDefault(options_.settings.routing_file(),
+                                            "routing.txtpb"),
+                         RulesFileOrDefault(options_.settings.calendar_file(),
+                                            "calendar.txtpb")));
 
     storage::StoreOptions store_options;
-    store_options.path = options_.data_dir;
-    store_options.encryption_key_file = options_.encryption_key_file;
-    if (options_.encryption_key_file.empty()) {
+    store_options.path = options_.settings.data_dir();
+    store_options.encryption_key_file = options_.settings.encryption_key_file();
+    if (options_.settings.encryption_key_file().empty()) {
       LogEvent(LogLevel::kWarning, "store_not_encrypted",
                {{"advice",
                  "referrals are special-category data: give "
                  "--encryption_key_file outside development"}});
     }
-    store_options.max_deliveries = options_.max_deliveries;
-    store_options.lease_check_interval = options_.lease_check_interval;
+    store_options.max_deliveries = options_.settings.max_deliveries();
+    store_options.lease_check_interval =
+        absl::Milliseconds(options_.settings.lease_check_ms());
     store_options.clock = options_.clock;
-    store_options.decision_stats_window = options_.decision_stats_window;
+    store_options.decision_stats_window =
+        absl::Hours(24) * options_.settings.decision_stats_days();
     store_options.on_committed =
         [watchers = &watchers_,
          metrics = &metrics_](const std::vector<v1::QueueEvent>& events) {
@@ -87,16 +91,19 @@ class BrokerImpl final : public Broker {
     context_.watchers = &watchers_;
     context_.authorizer = authorizer_.get();
     context_.reload_rules = [this] { return ReloadRules(); };
-    context_.intake.repeated_concern_window = options_.repeated_concern_window;
+    context_.intake.repeated_concern_window =
+        absl::Hours(24) * options_.settings.repeated_concern_days();
     context_.intake.repeated_concern_threshold =
-        options_.repeated_concern_threshold;
-    context_.default_lease = options_.default_lease;
-    context_.max_lease = options_.max_lease;
+        options_.settings.repeated_concern_threshold();
+    context_.default_lease = absl::Seconds(options_.settings.lease_seconds());
+    context_.max_lease = absl::Seconds(options_.settings.max_lease_seconds());
     context_.clock = options_.clock;
-    context_.outcome_ack_overdue = options_.outcome_ack_overdue;
-    context_.decision_stats_window = options_.decision_stats_window;
-    context_.backup_dir = options_.backup_dir;
-    context_.encryption_key_file = options_.encryption_key_file;
+    context_.outcome_ack_overdue =
+        absl::Hours(options_.settings.outcome_ack_overdue_hours());
+    context_.decision_stats_window =
+        absl::Hours(24) * options_.settings.decision_stats_days();
+    context_.backup_dir = options_.settings.backup_dir();
+    context_.encryption_key_file = options_.settings.encryption_key_file();
     context_.background = background_.get();
     intake_ = std::make_unique<IntakeService>(&context_);
     triage_ = std::make_unique<TriageService>(&context_);
@@ -109,8 +116,8 @@ class BrokerImpl final : public Broker {
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
     grpc::ServerBuilder builder;
-    builder.AddListeningPort(options_.listen_address, credentials, &port_);
-    builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
+    builder.AddListeningPort(options_.settings.listen(), credentials, &port_);
+    builder.SetMaxReceiveMessageSize(options_.settings.max_message_bytes());
     builder.RegisterService(intake_.get());
     builder.RegisterService(triage_.get());
     builder.RegisterService(operations_.get());
@@ -122,31 +129,33 @@ class BrokerImpl final : public Broker {
     server_ = builder.BuildAndStart();
     if (server_ == nullptr || port_ == 0) {
       return absl::UnavailableError(
-          absl::StrCat("cannot listen on ", options_.listen_address));
+          absl::StrCat("cannot listen on ", options_.settings.listen()));
     }
     // The default health service starts out SERVING; it says NOT_SERVING
     // from here until everything below is up.
     AddHealthService(server_->GetHealthCheckService());
-    if (!options_.health_listen.empty()) {
+    if (!options_.settings.health_listen().empty()) {
       // Plaintext for probes that cannot present a certificate: it has no
       // referral service on it, only health (and reflection).
       grpc::ServerBuilder health_builder;
-      health_builder.AddListeningPort(options_.health_listen,
+      health_builder.AddListeningPort(options_.settings.health_listen(),
                                       grpc::InsecureServerCredentials(),
                                       &health_port_);
       health_server_ = health_builder.BuildAndStart();
       if (health_server_ == nullptr || health_port_ == 0) {
-        return absl::UnavailableError(absl::StrCat(
-            "health_listen: cannot listen on ", options_.health_listen));
+        return absl::UnavailableError(
+            absl::StrCat("health_listen: cannot listen on ",
+                         options_.settings.health_listen()));
       }
       AddHealthService(health_server_->GetHealthCheckService());
     }
-    if (!options_.metrics_listen.empty()) {
+    if (!options_.settings.metrics_listen().empty()) {
       RETURN_IF_ERROR(metrics_.Serve(
-          options_.metrics_listen,
+          options_.settings.metrics_listen(),
           MetricsSources{.store = store_.get(),
                          .clock = options_.clock,
-                         .outcome_ack_overdue = options_.outcome_ack_overdue,
+                         .outcome_ack_overdue = absl::Hours(
+                             options_.settings.outcome_ack_overdue_hours()),
                          .serving = [this] { return serving_.load(); }}));
     }
     {
@@ -155,7 +164,7 @@ class BrokerImpl final : public Broker {
     }
     UpdateHealth();
     LogEvent(LogLevel::kInfo, "broker_started",
-             {{"listen", options_.listen_address},
+             {{"listen", options_.settings.listen()},
               {"port", absl::StrCat(port_)},
               {"metrics_port", absl::StrCat(metrics_.port())},
               {"health_port", absl::StrCat(health_port_)}});
@@ -207,14 +216,14 @@ class BrokerImpl final : public Broker {
   }
 
   RateLimit RateLimits() const {
-    return RateLimit{.per_second = options_.rate_limit_per_second,
-                     .burst = options_.rate_limit_burst};
+    return RateLimit{.per_second = options_.settings.rate_limit_per_second(),
+                     .burst = options_.settings.rate_limit_burst()};
   }
 
   // TLS with client certificates, or (explicitly, on loopback only, as
   // CheckOptions made sure) plaintext for development, announced loudly.
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials() {
-    if (options_.insecure_development) {
+    if (options_.settings.insecure_development()) {
       LogEvent(LogLevel::kWarning, "INSECURE_DEVELOPMENT_MODE",
                {{"advice",
                  "plaintext, no authentication, every caller may do "
@@ -228,15 +237,16 @@ class BrokerImpl final : public Broker {
         // the authorizer and gets UNAUTHENTICATED.
         GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
     ASSIGN_OR_RETURN(tls.pem_root_certs,
-                     ReadConfigFile(options_.tls_client_ca_file));
+                     ReadConfigFile(options_.settings.tls_client_ca_file()));
     grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
     ASSIGN_OR_RETURN(pair.private_key,
-                     ReadConfigFile(options_.tls_private_key_file));
+                     ReadConfigFile(options_.settings.tls_private_key_file()));
     ASSIGN_OR_RETURN(pair.cert_chain,
-                     ReadConfigFile(options_.tls_certificate_file));
+                     ReadConfigFile(options_.settings.tls_certificate_file()));
     tls.pem_key_cert_pairs.push_back(std::move(pair));
-    ASSIGN_OR_RETURN(std::unique_ptr<PrincipalDirectory> directory,
-                     PrincipalDirectory::LoadFile(options_.principals_file));
+    ASSIGN_OR_RETURN(
+        std::unique_ptr<PrincipalDirectory> directory,
+        PrincipalDirectory::LoadFile(options_.settings.principals_file()));
     authorizer_ = std::make_unique<CallAuthorizer>(
         std::move(directory), RateLimits(), options_.clock);
     return grpc::SslServerCredentials(tls);
@@ -265,10 +275,10 @@ class BrokerImpl final : public Broker {
     if (server_ != nullptr) {
       LogEvent(LogLevel::kInfo, "broker_draining",
                {{"drain_seconds",
-                 absl::StrCat(absl::ToInt64Seconds(options_.shutdown_drain))}});
+                 absl::StrCat(options_.settings.shutdown_drain_seconds())}});
       // Still serving, but reporting NOT_SERVING, so load balancers and
       // Kubernetes move work elsewhere before calls start being refused.
-      absl::SleepFor(options_.shutdown_drain);
+      absl::SleepFor(absl::Seconds(options_.settings.shutdown_drain_seconds()));
     }
     {
       // NOT_SERVING for good: later changes are ignored.
@@ -277,7 +287,8 @@ class BrokerImpl final : public Broker {
         health->Shutdown();
       }
     }
-    const absl::Time deadline = absl::Now() + options_.shutdown_grace;
+    const absl::Time deadline =
+        absl::Now() + absl::Seconds(options_.settings.shutdown_grace_seconds());
     if (health_server_ != nullptr) {
       health_server_->Shutdown(absl::ToChronoTime(deadline));
       health_server_->Wait();

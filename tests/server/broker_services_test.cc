@@ -51,15 +51,15 @@ class BrokerServicesTest : public ::testing::Test {
   void StartBroker(int max_deliveries = 3, double rate_limit_burst = 0) {
     server::BrokerOptions options;
     if (rate_limit_burst > 0) {
-      options.rate_limit_burst = rate_limit_burst;
-      options.rate_limit_per_second = 0.001;
+      options.settings.set_rate_limit_burst(rate_limit_burst);
+      options.settings.set_rate_limit_per_second(0.001);
     }
-    options.insecure_development = true;
-    options.listen_address = "127.0.0.1:0";
-    options.data_dir = dir_.Sub("data");
-    options.max_deliveries = max_deliveries;
-    options.lease_check_interval = absl::Milliseconds(50);
-    options.shutdown_grace = absl::Seconds(1);
+    options.settings.set_insecure_development(true);
+    options.settings.set_listen("127.0.0.1:0");
+    options.settings.set_data_dir(dir_.Sub("data"));
+    options.settings.set_max_deliveries(max_deliveries);
+    options.settings.set_lease_check_ms(50);
+    options.settings.set_shutdown_grace_seconds(1);
     auto broker = server::Broker::Start(options);
     ASSERT_TRUE(broker.ok()) << broker.status();
     broker_ = *std::move(broker);

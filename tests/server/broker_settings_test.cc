@@ -1,9 +1,11 @@
-// Specification of the broker's settings: the settings file (errors located
-// file:line:column, relative paths taken from the file's directory), how
-// defaults, the file and command-line flags combine, every setting reaching
-// BrokerOptions, Broker::CheckOptions naming the setting and the problem for
-// each bad value, and the documentation (proto comments, the settings table
-// of docs/configuration.md) agreeing with the defaults the code uses.
+// Specification of the broker's settings: each declared once, on its field
+// of broker_settings.proto (default, help, bounds), and everything derived
+// from that declaration (the defaults, the settings table of
+// docs/configuration.md); the settings file (errors located
+// file:line:column, relative paths taken from the file's directory); how
+// defaults, the file and command-line flags combine; every setting reaching
+// the broker; and Broker::CheckOptions naming the setting and the problem
+// for each bad value. The command line itself: broker_command_line_test.cc.
 #include "settings/broker_settings.h"
 
 #include <sys/stat.h>
@@ -12,8 +14,10 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -26,6 +30,8 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "server/broker.h"
+#include "settings/broker_command_line.h"
+#include "settings/declared_settings.h"
 #include "support/broker_process.h"
 #include "support/dev_pki.h"
 
@@ -33,7 +39,9 @@ namespace referral::server {
 namespace {
 
 using config::v1::BrokerSettings;
+using config::v1::SettingOptions;
 using google::protobuf::FieldDescriptor;
+using google::protobuf::util::MessageDifferencer;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -63,26 +71,6 @@ std::string ReadFile(const std::string& path) {
   return contents.str();
 }
 
-// A setting's value as absl prints a flag of its type ("true", "1800",
-// "500", a string as is): what main.cc's flags report.
-std::string FlagText(const BrokerSettings& settings,
-                     const FieldDescriptor* field) {
-  const auto* reflection = settings.GetReflection();
-  switch (field->cpp_type()) {
-    case FieldDescriptor::CPPTYPE_STRING:
-      return reflection->GetString(settings, field);
-    case FieldDescriptor::CPPTYPE_BOOL:
-      return reflection->GetBool(settings, field) ? "true" : "false";
-    case FieldDescriptor::CPPTYPE_INT32:
-      return absl::StrCat(reflection->GetInt32(settings, field));
-    case FieldDescriptor::CPPTYPE_DOUBLE:
-      return absl::StrCat(reflection->GetDouble(settings, field));
-    default:
-      ADD_FAILURE() << "unexpected type of " << field->name();
-      return "";
-  }
-}
-
 std::vector<const FieldDescriptor*> AllSettings() {
   std::vector<const FieldDescriptor*> fields;
   const auto* type = BrokerSettings::descriptor();
@@ -91,27 +79,25 @@ std::vector<const FieldDescriptor*> AllSettings() {
   return fields;
 }
 
-// The flags as main.cc declares them: one per setting, defaulting to
-// DefaultBrokerSettings(); `given` are those given on the command line.
-SettingFlagLookup Flags(std::map<std::string, std::string> given = {}) {
-  return [given](const std::string& name) -> std::optional<SettingFlag> {
-    if (auto it = given.find(name); it != given.end()) {
-      return SettingFlag{it->second, true};
-    }
-    const FieldDescriptor* field =
-        BrokerSettings::descriptor()->FindFieldByName(name);
-    if (field == nullptr) return std::nullopt;
-    return SettingFlag{FlagText(DefaultBrokerSettings(), field), false};
-  };
+// The settings given on the command line, each as --name=value, as the
+// broker's command-line parser reads them: only those are present.
+BrokerSettings Flags(const std::map<std::string, std::string>& given = {}) {
+  std::vector<std::string> args;
+  for (const auto& [name, value] : given) {
+    args.push_back(absl::StrCat("--", name, "=", value));
+  }
+  absl::StatusOr<BrokerCommandLine> line = ParseBrokerCommandLine(args);
+  EXPECT_TRUE(line.ok()) << line.status();
+  return line.ok() ? line->settings : BrokerSettings();
 }
 
 // Options that pass every check without files of their own: development
 // mode on loopback with the shipped rules.
 BrokerOptions DevelopmentOptions(const referral::testing::TempDir& dir) {
   BrokerOptions options;
-  options.insecure_development = true;
-  options.data_dir = dir.Sub("data");
-  options.metrics_listen = "127.0.0.1:9464";
+  options.settings.set_insecure_development(true);
+  options.settings.set_data_dir(dir.Sub("data"));
+  options.settings.set_metrics_listen("127.0.0.1:9464");
   return options;
 }
 
@@ -132,18 +118,14 @@ TEST(BrokerSettingsDefaultsTest, EverySettingHasADefault) {
   }
 }
 
-TEST(BrokerSettingsDefaultsTest, AreThoseOfBrokerOptionsExceptMetricsOn) {
-  BrokerSettings expected = SettingsFromOptions(BrokerOptions());
+TEST(BrokerSettingsDefaultsTest, InProcessBrokersHaveThemExceptMetricsOff) {
+  BrokerSettings expected = DefaultBrokerSettings();
   // The binary serves metrics on loopback; an embedded broker only if asked.
-  EXPECT_EQ(expected.metrics_listen(), "");
-  expected.set_metrics_listen("127.0.0.1:9464");
-  expected.set_log_level("info");
-  expected.set_port_file("");
-  expected.set_metrics_port_file("");
-  expected.set_health_port_file("");
-  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(
-      DefaultBrokerSettings(), expected))
-      << DefaultBrokerSettings().DebugString();
+  EXPECT_EQ(BrokerOptions().settings.metrics_listen(), "");
+  expected.set_metrics_listen("");
+  EXPECT_TRUE(MessageDifferencer::Equals(BrokerOptions().settings, expected))
+      << BrokerOptions().settings.DebugString();
+  EXPECT_TRUE(MessageDifferencer::Equals(InProcessBrokerSettings(), expected));
 }
 
 TEST(BrokerSettingsDefaultsTest, AreTheDefaultsTheBriefAndReadmeName) {
@@ -170,41 +152,55 @@ TEST(BrokerSettingsDefaultsTest, AreTheDefaultsTheBriefAndReadmeName) {
   EXPECT_EQ(d.log_level(), "info");
 }
 
-// The proto comments are the reference; each says "Default <value>." and
-// must say what the code does.
-TEST(BrokerSettingsDefaultsTest, EachProtoCommentStatesTheDefaultInForce) {
-  std::istringstream proto(ReadFile(
-      REFERRAL_SOURCE_DIR "/server/proto/server/v1/broker_settings.proto"));
-  const std::regex field_line(R"(^\s*optional \w+ (\w+) = \d+;)");
-  const std::regex stated(
-      R"(Default ("[^"]*"|-?[0-9]+(\.[0-9]+)?|true|false))");
-  std::map<std::string, std::string> documented;
-  std::string comment;
-  for (std::string line; std::getline(proto, line);) {
-    std::smatch match;
-    if (line.find("//") != std::string::npos &&
-        line.find_first_not_of(' ') == line.find("//")) {
-      comment += line + "\n";
-    } else if (std::regex_search(line, match, field_line)) {
-      std::smatch value;
-      if (std::regex_search(comment, value, stated)) {
-        documented[match[1]] = value[1];
+// The declaration is the one place a setting is described: each field of
+// BrokerSettings (and of BrokerCommand, the flags that are not settings)
+// declares a default that is a value of its type and a help line that fits
+// a table cell, and bounds only where they mean something.
+TEST(BrokerSettingsDefaultsTest, EverySettingDeclaresADefaultOfItsTypeAndHelp) {
+  for (const google::protobuf::Descriptor* type :
+       {BrokerSettings::descriptor(),
+        config::v1::BrokerCommand::descriptor()}) {
+    for (int i = 0; i < type->field_count(); ++i) {
+      const FieldDescriptor* field = type->field(i);
+      ASSERT_TRUE(field->options().HasExtension(config::v1::setting))
+          << field->name() << " has no (setting) declaration";
+      const SettingOptions& declared = DeclaredSetting(field);
+      std::unique_ptr<google::protobuf::Message> scratch(
+          google::protobuf::MessageFactory::generated_factory()
+              ->GetPrototype(type)
+              ->New());
+      EXPECT_TRUE(SetSettingFromText(field, declared.default_(), scratch.get()))
+          << field->name() << ": default \"" << declared.default_()
+          << "\" is not " << SettingKind(field);
+      EXPECT_TRUE(field->has_presence()) << field->name() << " not optional";
+      EXPECT_FALSE(declared.help().empty()) << field->name();
+      EXPECT_THAT(declared.help(), Not(HasSubstr("|"))) << field->name();
+      EXPECT_THAT(declared.help(), Not(HasSubstr("\n"))) << field->name();
+      EXPECT_FALSE(declared.positive() && declared.has_min()) << field->name();
+      const bool is_number =
+          field->cpp_type() == FieldDescriptor::CPPTYPE_INT32 ||
+          field->cpp_type() == FieldDescriptor::CPPTYPE_DOUBLE;
+      if (!is_number) {
+        EXPECT_FALSE(declared.positive() || declared.has_min() ||
+                     declared.has_max())
+            << field->name() << ": bounds on a value that is not a number";
       }
-      comment.clear();
-    } else {
-      comment.clear();
+      if (!declared.empty_means().empty()) {
+        EXPECT_EQ(declared.default_(), "") << field->name();
+      }
     }
   }
-  const BrokerSettings defaults = DefaultBrokerSettings();
-  for (const FieldDescriptor* field : AllSettings()) {
-    std::string expected = FlagText(defaults, field);
-    if (field->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
-      expected = absl::StrCat("\"", expected, "\"");
-    }
-    ASSERT_TRUE(documented.contains(field->name()))
-        << field->name() << ": comment does not say \"Default ...\"";
-    EXPECT_EQ(documented[field->name()], expected) << field->name();
-  }
+}
+
+// A default stated again in a comment could drift from the declaration:
+// the comments say why, the declaration says what.
+TEST(BrokerSettingsDefaultsTest, NoProtoCommentRestatesADefault) {
+  const std::string proto = ReadFile(
+      REFERRAL_SOURCE_DIR "/server/proto/server/v1/broker_settings.proto");
+  ASSERT_FALSE(proto.empty());
+  EXPECT_FALSE(std::regex_search(
+      proto, std::regex(R"(//.*\bDefault ("|-?[0-9]|true|false))")))
+      << "a comment in broker_settings.proto states a default";
 }
 
 // docs/configuration.md's Settings section has one table row per setting,
@@ -220,7 +216,7 @@ TEST(BrokerSettingsDefaultsTest,
     ASSERT_NE(at, std::string::npos)
         << "docs/configuration.md has no row for " << field->name();
     const std::string row = page.substr(at, page.find('\n', at) - at);
-    const std::string value = FlagText(defaults, field);
+    const std::string value = SettingText(defaults, field);
     if (!value.empty()) {
       EXPECT_THAT(row, HasSubstr(absl::StrCat("| `", value, "` |")))
           << field->name();
@@ -228,113 +224,109 @@ TEST(BrokerSettingsDefaultsTest,
   }
 }
 
-// --- Settings reach BrokerOptions ------------------------------------------
-
-TEST(BrokerSettingsConversionTest, EverySettingReachesBrokerOptions) {
-  BrokerSettings s;
-  s.set_listen("0.0.0.0:1");
-  s.set_metrics_listen("0.0.0.0:2");
-  s.set_health_listen("0.0.0.0:3");
-  s.set_data_dir("/d");
-  s.set_backup_dir("/b");
-  s.set_encryption_key_file("/k");
-  s.set_tls_certificate_file("/c");
-  s.set_tls_private_key_file("/p");
-  s.set_tls_client_ca_file("/ca");
-  s.set_principals_file("/pr");
-  s.set_insecure_development(true);
-  s.set_routing_file("/r");
-  s.set_calendar_file("/cal");
-  s.set_lease_seconds(61);
-  s.set_max_lease_seconds(62);
-  s.set_max_deliveries(7);
-  s.set_lease_check_ms(64);
-  s.set_repeated_concern_days(65);
-  s.set_repeated_concern_threshold(8);
-  s.set_outcome_ack_overdue_hours(66);
-  s.set_decision_stats_days(67);
-  s.set_rate_limit_per_second(68.5);
-  s.set_rate_limit_burst(69.5);
-  s.set_max_message_bytes(2000000);
-  s.set_shutdown_grace_seconds(70);
-  s.set_shutdown_drain_seconds(71);
-
-  const BrokerOptions o = ToBrokerOptions(s);
-  EXPECT_EQ(o.listen_address, "0.0.0.0:1");
-  EXPECT_EQ(o.metrics_listen, "0.0.0.0:2");
-  EXPECT_EQ(o.health_listen, "0.0.0.0:3");
-  EXPECT_EQ(o.data_dir, "/d");
-  EXPECT_EQ(o.backup_dir, "/b");
-  EXPECT_EQ(o.encryption_key_file, "/k");
-  EXPECT_EQ(o.tls_certificate_file, "/c");
-  EXPECT_EQ(o.tls_private_key_file, "/p");
-  EXPECT_EQ(o.tls_client_ca_file, "/ca");
-  EXPECT_EQ(o.principals_file, "/pr");
-  EXPECT_TRUE(o.insecure_development);
-  EXPECT_EQ(o.routing_file, "/r");
-  EXPECT_EQ(o.calendar_file, "/cal");
-  EXPECT_EQ(o.default_lease, absl::Seconds(61));
-  EXPECT_EQ(o.max_lease, absl::Seconds(62));
-  EXPECT_EQ(o.max_deliveries, 7);
-  EXPECT_EQ(o.lease_check_interval, absl::Milliseconds(64));
-  EXPECT_EQ(o.repeated_concern_window, absl::Hours(24 * 65));
-  EXPECT_EQ(o.repeated_concern_threshold, 8);
-  EXPECT_EQ(o.outcome_ack_overdue, absl::Hours(66));
-  EXPECT_EQ(o.decision_stats_window, absl::Hours(24 * 67));
-  EXPECT_EQ(o.rate_limit_per_second, 68.5);
-  EXPECT_EQ(o.rate_limit_burst, 69.5);
-  EXPECT_EQ(o.max_message_bytes, 2000000);
-  EXPECT_EQ(o.shutdown_grace, absl::Seconds(70));
-  EXPECT_EQ(o.shutdown_drain, absl::Seconds(71));
-  // And back: nothing is lost either way.
-  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(
-      SettingsFromOptions(o), s))
-      << SettingsFromOptions(o).DebugString();
+// The page's table is exactly the one derived from the declarations, so
+// it cannot drift: regenerate it with `referral_broker --settings_table`.
+TEST(BrokerSettingsDefaultsTest, ConfigurationPageTableIsTheGeneratedOne) {
+  const std::string page =
+      ReadFile(REFERRAL_SOURCE_DIR "/docs/configuration.md");
+  const size_t start = page.find("| setting | default | meaning |\n");
+  ASSERT_NE(start, std::string::npos) << "no settings table";
+  size_t end = start;
+  while (end < page.size() && page[end] == '|') end = page.find('\n', end) + 1;
+  const std::string expected = SettingsTable(BrokerSettings::descriptor());
+  EXPECT_EQ(page.substr(start, end - start), expected)
+      << "docs/configuration.md's settings table is out of date; replace it "
+         "with the output of `referral_broker --settings_table`:\n"
+      << expected;
 }
 
-// Guards a setting added to the proto but not to the conversion: each one,
-// changed alone, survives the trip through BrokerOptions.
-TEST(BrokerSettingsConversionTest, NoSettingIsDroppedOnTheWayToBrokerOptions) {
-  const std::set<std::string> binary_only = {
-      "log_level", "port_file", "metrics_port_file", "health_port_file"};
+TEST(BrokerSettingsDefaultsTest, TheTableShowsDefaultsAndBoundsAsDeclared) {
+  const std::string table = SettingsTable(BrokerSettings::descriptor());
+  EXPECT_THAT(table, HasSubstr("| `lease_seconds` | `1800` | "));
+  EXPECT_THAT(table, HasSubstr("| `health_listen` | empty (off) | "));
+  EXPECT_THAT(table, HasSubstr("| `tls_client_ca_file` | empty | "));
+  EXPECT_THAT(table, HasSubstr("| `rate_limit_per_second` | `500` | "));
+  EXPECT_THAT(table, HasSubstr(" From 1 to 60000. |\n"));
+  EXPECT_THAT(table,
+              HasSubstr(" From 1048576 (1 MiB) to 67108864 (64 MiB). |\n"));
+  EXPECT_THAT(table, HasSubstr(" At least 1. |\n"));
+  EXPECT_THAT(table, HasSubstr(" Not negative. |\n"));
+  EXPECT_THAT(table, HasSubstr(" Positive. |\n"));
+}
+
+// --- Settings reach the broker ---------------------------------------------
+
+// Each setting is read by the code that uses it: the broker or main.cc
+// (server/src outside settings/, whose code reads every setting by
+// reflection). Guards a setting declared but never used.
+TEST(BrokerSettingsUseTest, EverySettingIsReadWhereItIsUsed) {
+  std::string sources;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(
+           REFERRAL_SOURCE_DIR "/server/src")) {
+    if (entry.path().extension() != ".cc" ||
+        entry.path().parent_path().filename() == "settings") {
+      continue;
+    }
+    sources += ReadFile(entry.path().string());
+  }
+  ASSERT_FALSE(sources.empty());
   for (const FieldDescriptor* field : AllSettings()) {
-    if (binary_only.contains(field->name())) continue;
-    BrokerSettings changed = DefaultBrokerSettings();
-    const auto* reflection = changed.GetReflection();
+    EXPECT_THAT(sources, HasSubstr(absl::StrCat(".", field->name(), "()")))
+        << field->name() << " is declared but nothing reads it";
+  }
+}
+
+// What the broker reads is what it was given: each setting, changed alone,
+// survives the completion of absent settings with their defaults.
+TEST(BrokerSettingsUseTest, NoSettingIsDroppedOnTheWayToTheBroker) {
+  for (const FieldDescriptor* field : AllSettings()) {
+    BrokerOptions options;
+    const auto* reflection = options.settings.GetReflection();
     switch (field->cpp_type()) {
       case FieldDescriptor::CPPTYPE_STRING:
-        reflection->SetString(&changed, field, "changed:1");
+        reflection->SetString(&options.settings, field, "changed:1");
         break;
       case FieldDescriptor::CPPTYPE_BOOL:
-        reflection->SetBool(&changed, field,
-                            !reflection->GetBool(changed, field));
+        reflection->SetBool(&options.settings, field,
+                            !reflection->GetBool(options.settings, field));
         break;
       case FieldDescriptor::CPPTYPE_INT32:
-        reflection->SetInt32(&changed, field,
-                             reflection->GetInt32(changed, field) + 1);
+        reflection->SetInt32(&options.settings, field,
+                             reflection->GetInt32(options.settings, field) + 1);
         break;
       case FieldDescriptor::CPPTYPE_DOUBLE:
-        reflection->SetDouble(&changed, field,
-                              reflection->GetDouble(changed, field) + 1);
+        reflection->SetDouble(
+            &options.settings, field,
+            reflection->GetDouble(options.settings, field) + 1);
         break;
       default:
         FAIL() << field->name();
     }
-    const BrokerSettings back = SettingsFromOptions(ToBrokerOptions(changed));
-    EXPECT_EQ(FlagText(back, field), FlagText(changed, field)) << field->name();
+    const BrokerOptions completed = WithDefaultSettings(options);
+    EXPECT_EQ(SettingText(completed.settings, field),
+              SettingText(options.settings, field))
+        << field->name();
   }
 }
 
-TEST(BrokerSettingsConversionTest, AbsentSettingsKeepBrokerOptionsDefaults) {
-  BrokerSettings only_lease;
-  only_lease.set_lease_seconds(60);
-  const BrokerOptions o = ToBrokerOptions(only_lease);
-  EXPECT_EQ(o.default_lease, absl::Seconds(60));
-  EXPECT_EQ(o.max_lease, BrokerOptions().max_lease);
-  EXPECT_EQ(o.listen_address, BrokerOptions().listen_address);
+TEST(BrokerSettingsUseTest, AbsentSettingsKeepTheirInProcessDefaults) {
+  BrokerOptions only_lease;
+  only_lease.settings = BrokerSettings();
+  only_lease.settings.set_lease_seconds(60);
+  const BrokerSettings s = WithDefaultSettings(only_lease).settings;
+  EXPECT_EQ(s.lease_seconds(), 60);
+  EXPECT_EQ(s.max_lease_seconds(), DefaultBrokerSettings().max_lease_seconds());
+  EXPECT_EQ(s.listen(), DefaultBrokerSettings().listen());
+  EXPECT_EQ(s.metrics_listen(), "");
+  // And a broker given them checks (and would start) as with every default.
+  only_lease.settings.set_insecure_development(true);
+  referral::testing::TempDir dir;
+  only_lease.settings.set_data_dir(dir.Sub("data"));
+  EXPECT_TRUE(Broker::CheckOptions(only_lease).ok())
+      << Broker::CheckOptions(only_lease);
 }
 
-TEST(BrokerSettingsConversionTest, PathSettingsAreThoseNamedFileOrDir) {
+TEST(BrokerSettingsUseTest, PathSettingsAreThoseNamedFileOrDir) {
   std::set<std::string> paths;
   for (const FieldDescriptor* field : AllSettings()) {
     if (IsPathSetting(field->name())) paths.insert(field->name());
@@ -345,6 +337,22 @@ TEST(BrokerSettingsConversionTest, PathSettingsAreThoseNamedFileOrDir) {
                        "tls_certificate_file", "tls_private_key_file",
                        "tls_client_ca_file", "principals_file", "routing_file",
                        "calendar_file"}));
+}
+
+// Durations and sizes are whole numbers in the unit their name ends with
+// (the broker converts where it uses them): no number without a unit or a
+// count in its name.
+TEST(BrokerSettingsUseTest, EveryNumberSaysItsUnitOrIsACount) {
+  const std::regex unit_or_count(
+      R"(.*_(seconds|ms|hours|days|bytes|deliveries|threshold|per_second|burst))");
+  for (const FieldDescriptor* field : AllSettings()) {
+    if (field->cpp_type() != FieldDescriptor::CPPTYPE_INT32 &&
+        field->cpp_type() != FieldDescriptor::CPPTYPE_DOUBLE) {
+      continue;
+    }
+    EXPECT_TRUE(std::regex_match(field->name(), unit_or_count))
+        << field->name();
+  }
 }
 
 // --- The settings file -----------------------------------------------------
@@ -439,8 +447,8 @@ class ResolveTest : public ::testing::Test {
 TEST_F(ResolveTest, WithoutFileOrFlagsEverySettingIsItsDefault) {
   auto resolved = ResolveBrokerSettings("", Flags());
   ASSERT_TRUE(resolved.ok()) << resolved.status();
-  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(
-      resolved->settings, DefaultBrokerSettings()));
+  EXPECT_TRUE(
+      MessageDifferencer::Equals(resolved->settings, DefaultBrokerSettings()));
   EXPECT_TRUE(resolved->from_file.empty());
   EXPECT_EQ(resolved->config_file, "");
 }
@@ -517,16 +525,25 @@ TEST_F(ResolveTest, AFileWithASyntaxErrorIsLocated) {
   EXPECT_THAT(Message(resolved.status()), StartsWith(path + ":2:"));
 }
 
-TEST_F(ResolveTest, ASettingWithoutAFlagIsAProgrammingError) {
-  const SettingFlagLookup missing_one =
-      [](const std::string& name) -> std::optional<SettingFlag> {
-    if (name == "backup_dir") return std::nullopt;
-    return Flags()(name);
-  };
-  auto resolved = ResolveBrokerSettings("", missing_one);
-  ASSERT_FALSE(resolved.ok());
-  EXPECT_EQ(resolved.status().code(), absl::StatusCode::kInternal);
-  EXPECT_THAT(Message(resolved.status()), HasSubstr("backup_dir"));
+// No setting lacks a flag: each one, given as --name=value, overrides a
+// file that sets it.
+TEST_F(ResolveTest, EverySettingIsAFlagThatOverridesTheFile) {
+  std::string file;
+  std::map<std::string, std::string> given;
+  const BrokerSettings defaults = DefaultBrokerSettings();
+  for (const FieldDescriptor* field : AllSettings()) {
+    absl::StrAppend(&file, field->name(), ": ",
+                    field->cpp_type() == FieldDescriptor::CPPTYPE_STRING
+                        ? "\"from-file\""
+                        : SettingText(defaults, field),
+                    "\n");
+    given[field->name()] = SettingText(defaults, field);
+  }
+  auto resolved = ResolveBrokerSettings(Config(file), Flags(given));
+  ASSERT_TRUE(resolved.ok()) << resolved.status();
+  EXPECT_TRUE(resolved->from_file.empty());
+  EXPECT_TRUE(MessageDifferencer::Equals(resolved->settings, defaults))
+      << resolved->settings.DebugString();
 }
 
 // --- CheckOptions: one bad value at a time ----------------------------------
@@ -545,46 +562,46 @@ TEST_F(CheckOptionsTest, AcceptsDevelopmentModeWithTheShippedRules) {
 TEST_F(CheckOptionsTest, DoesNotCreateTheDataDirectory) {
   BrokerOptions options = Good();
   ASSERT_TRUE(Broker::CheckOptions(options).ok());
-  EXPECT_FALSE(std::filesystem::exists(options.data_dir));
+  EXPECT_FALSE(std::filesystem::exists(options.settings.data_dir()));
 }
 
 TEST_F(CheckOptionsTest, RejectsANonPositiveLease) {
   BrokerOptions options = Good();
-  options.default_lease = absl::ZeroDuration();
+  options.settings.set_lease_seconds(0);
   EXPECT_EQ(CheckError(options), "lease_seconds: must be positive (got 0)");
 }
 
 TEST_F(CheckOptionsTest, RejectsAMaximumLeaseBelowTheDefaultLease) {
   BrokerOptions options = Good();
-  options.default_lease = absl::Seconds(600);
-  options.max_lease = absl::Seconds(60);
+  options.settings.set_lease_seconds(600);
+  options.settings.set_max_lease_seconds(60);
   EXPECT_EQ(CheckError(options),
             "max_lease_seconds: must be at least lease_seconds (600) (got 60)");
-  options.max_lease = absl::Seconds(-1);
+  options.settings.set_max_lease_seconds(-1);
   EXPECT_EQ(CheckError(options),
             "max_lease_seconds: must be positive (got -1)");
 }
 
 TEST_F(CheckOptionsTest, RejectsFewerThanOneDelivery) {
   BrokerOptions options = Good();
-  options.max_deliveries = 0;
+  options.settings.set_max_deliveries(0);
   EXPECT_EQ(CheckError(options), "max_deliveries: must be at least 1 (got 0)");
 }
 
 TEST_F(CheckOptionsTest, RejectsALeaseCheckThatNeverRunsOrRarelyRuns) {
   BrokerOptions options = Good();
-  options.lease_check_interval = absl::ZeroDuration();
+  options.settings.set_lease_check_ms(0);
   EXPECT_EQ(CheckError(options),
             "lease_check_ms: must be from 1 to 60000 (got 0)");
-  options.lease_check_interval = absl::Milliseconds(60001);
+  options.settings.set_lease_check_ms(60001);
   EXPECT_EQ(CheckError(options),
             "lease_check_ms: must be from 1 to 60000 (got 60001)");
 }
 
 TEST_F(CheckOptionsTest, RejectsAnEmptyRepeatedConcernWindowOrThreshold) {
   BrokerOptions options = Good();
-  options.repeated_concern_window = absl::ZeroDuration();
-  options.repeated_concern_threshold = 0;
+  options.settings.set_repeated_concern_days(0);
+  options.settings.set_repeated_concern_threshold(0);
   const std::string error = CheckError(options);
   EXPECT_THAT(error,
               HasSubstr("repeated_concern_days: must be positive (got 0)"));
@@ -595,8 +612,8 @@ TEST_F(CheckOptionsTest, RejectsAnEmptyRepeatedConcernWindowOrThreshold) {
 
 TEST_F(CheckOptionsTest, RejectsNegativeOrEmptyStatisticsWindows) {
   BrokerOptions options = Good();
-  options.outcome_ack_overdue = absl::Hours(-1);
-  options.decision_stats_window = absl::ZeroDuration();
+  options.settings.set_outcome_ack_overdue_hours(-1);
+  options.settings.set_decision_stats_days(0);
   const std::string error = CheckError(options);
   EXPECT_THAT(
       error,
@@ -607,32 +624,32 @@ TEST_F(CheckOptionsTest, RejectsNegativeOrEmptyStatisticsWindows) {
 
 TEST_F(CheckOptionsTest, RejectsRateLimitsThatLetNothingThrough) {
   BrokerOptions options = Good();
-  options.rate_limit_per_second = 0;
-  options.rate_limit_burst = 0.5;
+  options.settings.set_rate_limit_per_second(0);
+  options.settings.set_rate_limit_burst(0.5);
   const std::string error = CheckError(options);
   EXPECT_THAT(error,
               HasSubstr("rate_limit_per_second: must be positive (got 0)"));
   EXPECT_THAT(error,
               HasSubstr("rate_limit_burst: must be at least 1 (got 0.5)"));
   options = Good();
-  options.rate_limit_per_second = std::nan("");
+  options.settings.set_rate_limit_per_second(std::nan(""));
   EXPECT_THAT(CheckError(options), StartsWith("rate_limit_per_second: "));
 }
 
 TEST_F(CheckOptionsTest, RejectsAMessageLimitOutsideTheSaneRange) {
   BrokerOptions options = Good();
-  options.max_message_bytes = 1000;
+  options.settings.set_max_message_bytes(1000);
   EXPECT_EQ(CheckError(options),
             "max_message_bytes: must be from 1048576 (1 MiB) to 67108864 "
             "(64 MiB) (got 1000)");
-  options.max_message_bytes = 100 << 20;
+  options.settings.set_max_message_bytes(100 << 20);
   EXPECT_THAT(CheckError(options), StartsWith("max_message_bytes: "));
 }
 
 TEST_F(CheckOptionsTest, RejectsNegativeShutdownTimes) {
   BrokerOptions options = Good();
-  options.shutdown_grace = absl::Seconds(-1);
-  options.shutdown_drain = absl::Seconds(-2);
+  options.settings.set_shutdown_grace_seconds(-1);
+  options.settings.set_shutdown_drain_seconds(-2);
   const std::string error = CheckError(options);
   EXPECT_THAT(
       error,
@@ -642,33 +659,35 @@ TEST_F(CheckOptionsTest, RejectsNegativeShutdownTimes) {
       HasSubstr("shutdown_drain_seconds: must not be negative (got -2)"));
 }
 
-TEST_F(CheckOptionsTest, ReportsSubSecondDurationsReadably) {
+// Durations are whole numbers in the unit the setting's name says (an
+// in-process caller sets them the same way), so a value is reported as
+// written, in that unit.
+TEST_F(CheckOptionsTest, ReportsValuesInTheUnitOfTheSetting) {
   BrokerOptions options = Good();
-  options.default_lease = absl::Milliseconds(-500);
-  EXPECT_EQ(CheckError(options),
-            "lease_seconds: must be positive (got -500ms)");
+  options.settings.set_lease_seconds(-500);
+  EXPECT_EQ(CheckError(options), "lease_seconds: must be positive (got -500)");
 }
 
 TEST_F(CheckOptionsTest, RejectsListenAddressesThatAreNotHostPort) {
   for (const char* bad : {"localhost", "127.0.0.1:", ":50051", "127.0.0.1:x",
                           "127.0.0.1:65536", "::1:50051", "[::1:50051"}) {
     BrokerOptions options = Good();
-    options.listen_address = "localhost:0";
-    options.metrics_listen = bad;
+    options.settings.set_listen("localhost:0");
+    options.settings.set_metrics_listen(bad);
     EXPECT_THAT(CheckError(options),
                 StartsWith("metrics_listen: must be host:port"))
         << bad;
   }
   BrokerOptions options = Good();
-  options.listen_address = "";
+  options.settings.set_listen("");
   EXPECT_THAT(CheckError(options), StartsWith("listen: must be host:port"));
 }
 
 TEST_F(CheckOptionsTest, AcceptsNamesIpv4AndBracketedIpv6) {
   for (const char* good : {"localhost:0", "127.0.0.1:50051", "[::1]:50051"}) {
     BrokerOptions options = Good();
-    options.listen_address = good;
-    options.health_listen = "[::]:50052";
+    options.settings.set_listen(good);
+    options.settings.set_health_listen("[::]:50052");
     EXPECT_TRUE(Broker::CheckOptions(options).ok())
         << good << ": " << Broker::CheckOptions(options);
   }
@@ -676,41 +695,41 @@ TEST_F(CheckOptionsTest, AcceptsNamesIpv4AndBracketedIpv6) {
 
 TEST_F(CheckOptionsTest, RejectsTwoEndpointsOnOnePort) {
   BrokerOptions options = Good();
-  options.listen_address = "127.0.0.1:50051";
-  options.metrics_listen = "0.0.0.0:50051";
+  options.settings.set_listen("127.0.0.1:50051");
+  options.settings.set_metrics_listen("0.0.0.0:50051");
   EXPECT_EQ(CheckError(options),
             "metrics_listen: port 50051 is already used by listen");
   options = Good();
-  options.health_listen = "127.0.0.1:9464";
+  options.settings.set_health_listen("127.0.0.1:9464");
   EXPECT_EQ(CheckError(options),
             "health_listen: port 9464 is already used by metrics_listen");
   // Port 0 picks a free port for each.
   options = Good();
-  options.listen_address = "127.0.0.1:0";
-  options.metrics_listen = "127.0.0.1:0";
-  options.health_listen = "127.0.0.1:0";
+  options.settings.set_listen("127.0.0.1:0");
+  options.settings.set_metrics_listen("127.0.0.1:0");
+  options.settings.set_health_listen("127.0.0.1:0");
   EXPECT_TRUE(Broker::CheckOptions(options).ok());
 }
 
 TEST_F(CheckOptionsTest, RejectsAMissingOrNonDirectoryDataDir) {
   BrokerOptions options = Good();
-  options.data_dir = "";
+  options.settings.set_data_dir("");
   EXPECT_EQ(CheckError(options), "data_dir: must not be empty");
   WriteFile(dir_.Sub("file"), "x");
-  options.data_dir = dir_.Sub("file");
+  options.settings.set_data_dir(dir_.Sub("file"));
   EXPECT_EQ(CheckError(options),
             "data_dir: " + dir_.Sub("file") + ": not a directory");
 }
 
 TEST_F(CheckOptionsTest, RejectsABackupDirectoryInsideTheData) {
   BrokerOptions options = Good();
-  options.backup_dir = options.data_dir + "/backups";
+  options.settings.set_backup_dir(options.settings.data_dir() + "/backups");
   EXPECT_THAT(CheckError(options),
-              StartsWith("backup_dir: " + options.backup_dir +
+              StartsWith("backup_dir: " + options.settings.backup_dir() +
                          ": must be outside data_dir"));
-  options.backup_dir = dir_.path();
+  options.settings.set_backup_dir(dir_.path());
   EXPECT_THAT(CheckError(options), HasSubstr("must not contain data_dir"));
-  options.backup_dir = dir_.Sub("backups");
+  options.settings.set_backup_dir(dir_.Sub("backups"));
   EXPECT_TRUE(Broker::CheckOptions(options).ok());
 }
 
@@ -738,8 +757,8 @@ TEST_F(CheckOptionsTest, RejectsAPortFileInADirectoryThatDoesNotExist) {
 
 TEST_F(CheckOptionsTest, ReportsEveryProblemAtOnce) {
   BrokerOptions options = Good();
-  options.default_lease = absl::ZeroDuration();
-  options.max_deliveries = 0;
+  options.settings.set_lease_seconds(0);
+  options.settings.set_max_deliveries(0);
   EXPECT_EQ(CheckError(options),
             "lease_seconds: must be positive (got 0); max_deliveries: must be "
             "at least 1 (got 0)");
@@ -749,19 +768,20 @@ TEST_F(CheckOptionsTest, ReportsEveryProblemAtOnce) {
 
 TEST_F(CheckOptionsTest, ABrokenRoutingFileIsNamedWithItsLine) {
   BrokerOptions options = Good();
-  options.routing_file = dir_.Sub("routing.txtpb");
-  WriteFile(options.routing_file,
+  options.settings.set_routing_file(dir_.Sub("routing.txtpb"));
+  WriteFile(options.settings.routing_file(),
             ReadFile(absl::StrCat(kShippedConfig, "/routing.txtpb")) +
                 "\nnot_a_field: 1\n");
   EXPECT_THAT(CheckError(options),
-              ::testing::MatchesRegex("routing_file: " + options.routing_file +
-                                      ":[0-9]+:[0-9]+: .*not_a_field.*"));
+              ::testing::MatchesRegex(
+                  "routing_file: " + options.settings.routing_file() +
+                  ":[0-9]+:[0-9]+: .*not_a_field.*"));
 }
 
 TEST_F(CheckOptionsTest, AMissingRoutingOrCalendarFileIsNamed) {
   BrokerOptions options = Good();
-  options.routing_file = dir_.Sub("none.txtpb");
-  options.calendar_file = dir_.Sub("nocal.txtpb");
+  options.settings.set_routing_file(dir_.Sub("none.txtpb"));
+  options.settings.set_calendar_file(dir_.Sub("nocal.txtpb"));
   EXPECT_EQ(CheckError(options), "routing_file: " + dir_.Sub("none.txtpb") +
                                      ": cannot open file; calendar_file: " +
                                      dir_.Sub("nocal.txtpb") +
@@ -770,29 +790,32 @@ TEST_F(CheckOptionsTest, AMissingRoutingOrCalendarFileIsNamed) {
 
 TEST_F(CheckOptionsTest, ABrokenCalendarFileIsNamedWithItsLine) {
   BrokerOptions options = Good();
-  options.calendar_file = dir_.Sub("calendar.txtpb");
-  WriteFile(options.calendar_file, "time_zone: \"Europe/London\"\nwork {\n");
-  EXPECT_THAT(CheckError(options),
-              StartsWith("calendar_file: " + options.calendar_file + ":2:"));
+  options.settings.set_calendar_file(dir_.Sub("calendar.txtpb"));
+  WriteFile(options.settings.calendar_file(),
+            "time_zone: \"Europe/London\"\nwork {\n");
+  EXPECT_THAT(
+      CheckError(options),
+      StartsWith("calendar_file: " + options.settings.calendar_file() + ":2:"));
 }
 
 TEST_F(CheckOptionsTest, ABrokenPrincipalsFileIsNamedWithItsLine) {
   BrokerOptions options = Good();
-  options.principals_file = dir_.Sub("principals.txtpb");
-  WriteFile(options.principals_file, "principals {\n  roles: ROLE_OPS\n}\n");
-  EXPECT_THAT(
-      CheckError(options),
-      StartsWith("principals_file: " + options.principals_file + ":1:"));
+  options.settings.set_principals_file(dir_.Sub("principals.txtpb"));
+  WriteFile(options.settings.principals_file(),
+            "principals {\n  roles: ROLE_OPS\n}\n");
+  EXPECT_THAT(CheckError(options),
+              StartsWith("principals_file: " +
+                         options.settings.principals_file() + ":1:"));
 }
 
 TEST_F(CheckOptionsTest, APrincipalLimitedToAnUnknownQueueIsRejected) {
   BrokerOptions options = Good();
-  options.principals_file = dir_.Sub("principals.txtpb");
-  WriteFile(options.principals_file,
+  options.settings.set_principals_file(dir_.Sub("principals.txtpb"));
+  WriteFile(options.settings.principals_file(),
             "principals {\n  identity: \"spiffe://x/t\"\n  name: \"t\"\n"
             "  roles: ROLE_TRIAGE\n  allowed_queues: \"ifd-triag\"\n}\n");
   EXPECT_EQ(CheckError(options),
-            "principals_file: " + options.principals_file +
+            "principals_file: " + options.settings.principals_file() +
                 ": allowed_queues not in routing_file: principal \"t\": "
                 "unknown queue \"ifd-triag\"");
 }
@@ -808,8 +831,9 @@ class EncryptionKeyCheckTest : public CheckOptionsTest {
       std::filesystem::perms perms = std::filesystem::perms::owner_read |
                                      std::filesystem::perms::owner_write) {
     BrokerOptions options = Good();
-    options.encryption_key_file = dir_.Sub("secrets/encryption.key");
-    WriteFile(options.encryption_key_file, contents, perms);
+    options.settings.set_encryption_key_file(
+        dir_.Sub("secrets/encryption.key"));
+    WriteFile(options.settings.encryption_key_file(), contents, perms);
     return options;
   }
 };
@@ -821,7 +845,7 @@ TEST_F(EncryptionKeyCheckTest, AcceptsAKeyAsMakeEncryptionKeyWritesIt) {
 
 TEST_F(EncryptionKeyCheckTest, RejectsAMissingKeyFile) {
   BrokerOptions options = Good();
-  options.encryption_key_file = dir_.Sub("none.key");
+  options.settings.set_encryption_key_file(dir_.Sub("none.key"));
   EXPECT_EQ(
       CheckError(options),
       "encryption_key_file: " + dir_.Sub("none.key") + ": cannot open file");
@@ -852,10 +876,12 @@ TEST_F(EncryptionKeyCheckTest, RejectsAnAllZeroKey) {
 
 TEST_F(EncryptionKeyCheckTest, RejectsAKeyKeptInsideTheDataDirectory) {
   BrokerOptions options = Good();
-  options.encryption_key_file = options.data_dir + "/encryption.key";
-  WriteFile(options.encryption_key_file, kKey);
+  options.settings.set_encryption_key_file(options.settings.data_dir() +
+                                           "/encryption.key");
+  WriteFile(options.settings.encryption_key_file(), kKey);
   EXPECT_THAT(CheckError(options),
-              HasSubstr("encryption_key_file: " + options.encryption_key_file +
+              HasSubstr("encryption_key_file: " +
+                        options.settings.encryption_key_file() +
                         ": must be kept outside data_dir"));
 }
 
@@ -880,12 +906,13 @@ class TlsCheckTest : public ::testing::Test {
 
   BrokerOptions Tls() {
     BrokerOptions options;
-    options.listen_address = "0.0.0.0:50051";
-    options.data_dir = dir_.Sub("data");
-    options.tls_certificate_file = Pki("server.pem");
-    options.tls_private_key_file = Pki("server.key");
-    options.tls_client_ca_file = Pki("ca.pem");
-    options.principals_file = absl::StrCat(kShippedConfig, "/principals.txtpb");
+    options.settings.set_listen("0.0.0.0:50051");
+    options.settings.set_data_dir(dir_.Sub("data"));
+    options.settings.set_tls_certificate_file(Pki("server.pem"));
+    options.settings.set_tls_private_key_file(Pki("server.key"));
+    options.settings.set_tls_client_ca_file(Pki("ca.pem"));
+    options.settings.set_principals_file(
+        absl::StrCat(kShippedConfig, "/principals.txtpb"));
     return options;
   }
 
@@ -903,7 +930,7 @@ TEST_F(TlsCheckTest, AcceptsTheDevelopmentPkiWithTheShippedPrincipals) {
 
 TEST_F(TlsCheckTest, RefusesToServeWithoutTlsOutsideDevelopment) {
   BrokerOptions options;
-  options.data_dir = dir_.Sub("data");
+  options.settings.set_data_dir(dir_.Sub("data"));
   EXPECT_THAT(CheckError(options),
               StartsWith("tls_certificate_file: required (with "
                          "tls_private_key_file, tls_client_ca_file and "
@@ -912,8 +939,8 @@ TEST_F(TlsCheckTest, RefusesToServeWithoutTlsOutsideDevelopment) {
 
 TEST_F(TlsCheckTest, NeedsAllTlsFilesAndPrincipalsTogether) {
   BrokerOptions options = Tls();
-  options.tls_client_ca_file = "";
-  options.principals_file = "";
+  options.settings.set_tls_client_ca_file("");
+  options.settings.set_principals_file("");
   const std::string error = CheckError(options);
   EXPECT_THAT(error, HasSubstr("tls_client_ca_file: required with TLS"));
   EXPECT_THAT(error, HasSubstr("principals_file: required with TLS"));
@@ -922,7 +949,7 @@ TEST_F(TlsCheckTest, NeedsAllTlsFilesAndPrincipalsTogether) {
 
 TEST_F(TlsCheckTest, RejectsAnUnreadableCertificate) {
   BrokerOptions options = Tls();
-  options.tls_certificate_file = dir_.Sub("none.pem");
+  options.settings.set_tls_certificate_file(dir_.Sub("none.pem"));
   EXPECT_EQ(
       CheckError(options),
       "tls_certificate_file: " + dir_.Sub("none.pem") + ": cannot open file");
@@ -930,30 +957,30 @@ TEST_F(TlsCheckTest, RejectsAnUnreadableCertificate) {
 
 TEST_F(TlsCheckTest, RejectsFilesThatAreNotPem) {
   BrokerOptions options = Tls();
-  options.tls_certificate_file = dir_.Sub("cert.pem");
-  options.tls_private_key_file = dir_.Sub("key.pem");
-  options.tls_client_ca_file = dir_.Sub("ca.pem");
-  WriteFile(options.tls_certificate_file, "not a certificate\n");
-  WriteFile(options.tls_private_key_file, "not a key\n");
-  WriteFile(options.tls_client_ca_file,
+  options.settings.set_tls_certificate_file(dir_.Sub("cert.pem"));
+  options.settings.set_tls_private_key_file(dir_.Sub("key.pem"));
+  options.settings.set_tls_client_ca_file(dir_.Sub("ca.pem"));
+  WriteFile(options.settings.tls_certificate_file(), "not a certificate\n");
+  WriteFile(options.settings.tls_private_key_file(), "not a key\n");
+  WriteFile(options.settings.tls_client_ca_file(),
             ReadFile(Pki("server.key")));  // a key where a CA belongs
   const std::string error = CheckError(options);
-  EXPECT_THAT(
-      error, HasSubstr("tls_certificate_file: " + options.tls_certificate_file +
-                       ": no PEM certificate found"));
-  EXPECT_THAT(
-      error, HasSubstr("tls_private_key_file: " + options.tls_private_key_file +
-                       ": not a PEM private key"));
-  EXPECT_THAT(error,
-              HasSubstr("tls_client_ca_file: " + options.tls_client_ca_file +
-                        ": no PEM certificate found"));
+  EXPECT_THAT(error, HasSubstr("tls_certificate_file: " +
+                               options.settings.tls_certificate_file() +
+                               ": no PEM certificate found"));
+  EXPECT_THAT(error, HasSubstr("tls_private_key_file: " +
+                               options.settings.tls_private_key_file() +
+                               ": not a PEM private key"));
+  EXPECT_THAT(error, HasSubstr("tls_client_ca_file: " +
+                               options.settings.tls_client_ca_file() +
+                               ": no PEM certificate found"));
   // Never the key's contents.
   EXPECT_THAT(error, Not(HasSubstr("PRIVATE KEY")));
 }
 
 TEST_F(TlsCheckTest, RejectsAKeyThatDoesNotMatchTheCertificate) {
   BrokerOptions options = Tls();
-  options.tls_private_key_file = Pki("cambs-police.key");
+  options.settings.set_tls_private_key_file(Pki("cambs-police.key"));
   EXPECT_EQ(CheckError(options),
             "tls_private_key_file: " + Pki("cambs-police.key") +
                 ": does not match the certificate in tls_certificate_file");
@@ -961,15 +988,15 @@ TEST_F(TlsCheckTest, RejectsAKeyThatDoesNotMatchTheCertificate) {
 
 TEST_F(TlsCheckTest, RejectsAnExpiredCertificate) {
   BrokerOptions options = Tls();
-  options.tls_certificate_file = Pki("expired.pem");
-  options.tls_private_key_file = Pki("expired.key");
+  options.settings.set_tls_certificate_file(Pki("expired.pem"));
+  options.settings.set_tls_private_key_file(Pki("expired.key"));
   EXPECT_EQ(CheckError(options), "tls_certificate_file: " + Pki("expired.pem") +
                                      ": the certificate has expired");
 }
 
 TEST_F(TlsCheckTest, RefusesDevelopmentModeWithTlsOrOffLoopback) {
   BrokerOptions options = Tls();
-  options.insecure_development = true;
+  options.settings.set_insecure_development(true);
   const std::string error = CheckError(options);
   EXPECT_THAT(error,
               HasSubstr("insecure_development: cannot be combined with TLS"));

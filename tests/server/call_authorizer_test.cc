@@ -51,14 +51,14 @@ class CallAuthorizerTest : public ::testing::Test {
 
   void StartBroker() {
     server::BrokerOptions options;
-    options.listen_address = "127.0.0.1:0";
-    options.data_dir = dir_.Sub("data");
-    options.tls_certificate_file = Pki("server.pem");
-    options.tls_private_key_file = Pki("server.key");
-    options.tls_client_ca_file = Pki("ca.pem");
-    options.principals_file =
-        absl::StrCat(REFERRAL_SOURCE_DIR, "/server/config/principals.txtpb");
-    options.shutdown_grace = absl::Seconds(1);
+    options.settings.set_listen("127.0.0.1:0");
+    options.settings.set_data_dir(dir_.Sub("data"));
+    options.settings.set_tls_certificate_file(Pki("server.pem"));
+    options.settings.set_tls_private_key_file(Pki("server.key"));
+    options.settings.set_tls_client_ca_file(Pki("ca.pem"));
+    options.settings.set_principals_file(
+        absl::StrCat(REFERRAL_SOURCE_DIR, "/server/config/principals.txtpb"));
+    options.settings.set_shutdown_grace_seconds(1);
     auto broker = server::Broker::Start(options);
     ASSERT_TRUE(broker.ok()) << broker.status();
     broker_ = *std::move(broker);
@@ -487,11 +487,11 @@ TEST_F(AuditTamperTest, AnUntouchedTrailIsIntact) {
 TEST(RateLimitTest, ARunawayClientIsToldWhenToRetry) {
   TempDir dir;
   server::BrokerOptions options;
-  options.listen_address = "127.0.0.1:0";
-  options.data_dir = dir.Sub("data");
-  options.insecure_development = true;
-  options.rate_limit_per_second = 0.001;
-  options.rate_limit_burst = 3;
+  options.settings.set_listen("127.0.0.1:0");
+  options.settings.set_data_dir(dir.Sub("data"));
+  options.settings.set_insecure_development(true);
+  options.settings.set_rate_limit_per_second(0.001);
+  options.settings.set_rate_limit_burst(3);
   auto broker = server::Broker::Start(options);
   ASSERT_TRUE(broker.ok()) << broker.status();
   BrokerClients clients(absl::StrCat("127.0.0.1:", (*broker)->port()));
@@ -509,20 +509,20 @@ TEST(RateLimitTest, ARunawayClientIsToldWhenToRetry) {
 TEST(BrokerStartTest, PlaintextNeedsTheDevelopmentFlagAndLoopback) {
   TempDir dir;
   server::BrokerOptions options;
-  options.listen_address = "127.0.0.1:0";
-  options.data_dir = dir.Sub("data");
+  options.settings.set_listen("127.0.0.1:0");
+  options.settings.set_data_dir(dir.Sub("data"));
   auto refused = server::Broker::Start(options);
   ASSERT_FALSE(refused.ok());
   EXPECT_THAT(std::string(refused.status().message()),
               HasSubstr("refusing to serve without TLS"));
 
-  options.insecure_development = true;
-  options.listen_address = "0.0.0.0:0";
+  options.settings.set_insecure_development(true);
+  options.settings.set_listen("0.0.0.0:0");
   auto exposed = server::Broker::Start(options);
   ASSERT_FALSE(exposed.ok());
   EXPECT_THAT(std::string(exposed.status().message()), HasSubstr("loopback"));
 
-  options.listen_address = "127.0.0.1:0";
+  options.settings.set_listen("127.0.0.1:0");
   EXPECT_TRUE(server::Broker::Start(options).ok());
 }
 

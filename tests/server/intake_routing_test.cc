@@ -51,11 +51,11 @@ class IntakeRoutingTest : public ::testing::Test {
 
   void StartBroker(const std::string& routing_file = "") {
     server::BrokerOptions options;
-    options.insecure_development = true;
-    options.listen_address = "127.0.0.1:0";
-    options.data_dir = dir_.Sub("data");
-    options.routing_file = routing_file;
-    options.shutdown_grace = absl::Seconds(1);
+    options.settings.set_insecure_development(true);
+    options.settings.set_listen("127.0.0.1:0");
+    options.settings.set_data_dir(dir_.Sub("data"));
+    options.settings.set_routing_file(routing_file);
+    options.settings.set_shutdown_grace_seconds(1);
     options.clock = [this] { return absl::FromUnixMicros(now_us_.load()); };
     auto broker = server::Broker::Start(options);
     ASSERT_TRUE(broker.ok()) << broker.status();

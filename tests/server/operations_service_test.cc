@@ -61,11 +61,12 @@ class OperationsServiceTest : public ::testing::Test {
     clients_.reset();
     broker_.reset();
     server::BrokerOptions options;
-    options.insecure_development = true;
-    options.listen_address = "127.0.0.1:0";
-    options.data_dir = dir_.Sub("data");
-    options.shutdown_grace = absl::Seconds(1);
-    options.outcome_ack_overdue = outcome_ack_overdue;
+    options.settings.set_insecure_development(true);
+    options.settings.set_listen("127.0.0.1:0");
+    options.settings.set_data_dir(dir_.Sub("data"));
+    options.settings.set_shutdown_grace_seconds(1);
+    options.settings.set_outcome_ack_overdue_hours(
+        absl::ToInt64Hours(outcome_ack_overdue));
     options.clock = [this] { return Now(); };
     auto broker = server::Broker::Start(options);
     ASSERT_TRUE(broker.ok()) << broker.status();

@@ -4,7 +4,7 @@
 // settings file. A good configuration prints "config OK" and exits 0; a bad
 // one exits 1 with the setting or file:line:column; checking never creates
 // or opens the data directory; flags given on the command line override the
-// file.
+// file; unknown flags are refused; --help lists every setting.
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -195,6 +195,49 @@ TEST_F(CheckConfigTest, AFlagOnTheCommandLineOverridesAGoodValueInTheFile) {
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_THAT(result.err, StartsWith("config error: routing_file: " +
                                      dir_.Sub("other-routing.txtpb") + ":2:"));
+}
+
+TEST_F(CheckConfigTest, AFlagGivenWithItsDefaultValueStillOverridesTheFile) {
+  std::ofstream(Config(), std::ios::app) << "max_deliveries: 0\n";
+  // 5 is the default: given on the command line, it still wins.
+  const CommandResult result = Check({"--max_deliveries", "5"});
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_THAT(result.out, StartsWith("config OK\n"));
+}
+
+TEST_F(CheckConfigTest, UnknownFlagsAndStrayArgumentsAreRefused) {
+  for (const std::vector<std::string>& extra :
+       std::vector<std::vector<std::string>>{
+           {"--lease_second=600"}, {"--insecure_development", "false"}}) {
+    const CommandResult result = Check(extra);
+    EXPECT_EQ(result.exit_code, 1) << extra[0];
+    EXPECT_THAT(result.err, StartsWith("referral_broker: ")) << extra[0];
+    EXPECT_THAT(result.err, HasSubstr("(see --help)")) << extra[0];
+    EXPECT_THAT(result.out, IsEmpty());
+  }
+  EXPECT_THAT(Check({"--lease_second=600"}).err,
+              HasSubstr("unknown flag --lease_second"));
+  EXPECT_THAT(Check({"--lease_seconds=ten"}).err,
+              HasSubstr("--lease_seconds: \"ten\" is not a whole number"));
+}
+
+TEST_F(CheckConfigTest, HelpListsEverySettingWithItsDefault) {
+  const absl::StatusOr<CommandResult> help =
+      RunCommand({REFERRAL_BROKER_BIN, "--help"});
+  ASSERT_TRUE(help.ok()) << help.status();
+  EXPECT_EQ(help->exit_code, 0);
+  EXPECT_THAT(help->out, HasSubstr("--config_file=VALUE"));
+  EXPECT_THAT(help->out, HasSubstr("--check_config  (true or false"));
+  EXPECT_THAT(help->out, HasSubstr("--lease_seconds=VALUE  (a whole number; "
+                                   "default: 1800)"));
+  EXPECT_THAT(help->out, HasSubstr("--log_level=VALUE  (default: info)"));
+  // The docs' table, from the same declarations.
+  const absl::StatusOr<CommandResult> table =
+      RunCommand({REFERRAL_BROKER_BIN, "--settings_table"});
+  ASSERT_TRUE(table.ok()) << table.status();
+  EXPECT_EQ(table->exit_code, 0);
+  EXPECT_THAT(ReadFile(REFERRAL_SOURCE_DIR "/docs/configuration.md"),
+              HasSubstr(table->out));
 }
 
 TEST_F(CheckConfigTest, AnUnknownSettingInTheFileIsLocated) {

@@ -1,9 +1,10 @@
-// Broker::CheckOptions: everything about the broker's options that can be
+// Broker::CheckOptions: everything about the broker's settings that can be
 // known before the store is opened or a port is bound, so that
 // `referral_broker --check-config` catches a mistake when the change is
-// deployed rather than when the broker next restarts. Problems name the setting
-// as an operator writes it (lease_seconds, not default_lease) and never quote a
-// key.
+// deployed rather than when the broker next restarts. Ranges are declared on
+// the settings (broker_settings.proto) and checked by reflection; what
+// cannot be declared (addresses, files, keys, certificates, rules) is
+// checked here in code. Problems name the setting and never quote a key.
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -15,7 +16,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cmath>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -30,11 +30,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
+#include "base/json_log.h"
+#include "google/protobuf/descriptor.h"
 #include "rules/routing_table.h"
 #include "rules/working_calendar.h"
 #include "security/principals.h"
 #include "server/broker.h"
 #include "settings/broker_settings.h"
+#include "settings/declared_settings.h"
 #include "settings/text_config.h"
 
 namespace referral::server {
@@ -43,12 +46,6 @@ namespace {
 // Debian's Abseil has its own string_view, distinct from std's.
 absl::string_view Absl(std::string_view s) { return {s.data(), s.size()}; }
 
-// A maximal valid referral (every text field and list at its limit) is a
-// few hundred KB; below 1 MiB some valid referrals would be refused. Above
-// 64 MiB the limit no longer protects memory.
-constexpr int kMinMessageBytes = 1 << 20;
-constexpr int kMaxMessageBytes = 64 << 20;
-constexpr absl::Duration kMaxLeaseCheckInterval = absl::Minutes(1);
 // As storage/src/encrypted_env.cc reads it: 64 hex digits and a newline.
 constexpr size_t kKeyHexDigits = 64;
 constexpr off_t kMaxKeyFileBytes = 128;
@@ -74,40 +71,6 @@ class Problems {
  private:
   absl::FunctionRef<void(SettingProblem)> report_;
 };
-
-// A duration in the unit its setting is written in: "0", "-5", or
-// absl's "1.5s" when it is not a whole number of units (an in-process
-// caller can set any Duration).
-std::string InUnit(absl::Duration d, absl::Duration unit) {
-  absl::Duration remainder;
-  const int64_t whole = absl::IDivDuration(d, unit, &remainder);
-  if (remainder == absl::ZeroDuration()) return absl::StrCat(whole);
-  return absl::FormatDuration(d);
-}
-
-void CheckPositive(Problems& problems, std::string_view setting,
-                   absl::Duration d, absl::Duration unit) {
-  if (d <= absl::ZeroDuration()) {
-    problems.Value(
-        setting, absl::StrCat("must be positive (got ", InUnit(d, unit), ")"));
-  }
-}
-
-void CheckNotNegative(Problems& problems, std::string_view setting,
-                      absl::Duration d, absl::Duration unit) {
-  if (d < absl::ZeroDuration()) {
-    problems.Value(setting, absl::StrCat("must not be negative (got ",
-                                         InUnit(d, unit), ")"));
-  }
-}
-
-void CheckAtLeast(Problems& problems, std::string_view setting, double value,
-                  double minimum) {
-  if (!std::isfinite(value) || value < minimum) {
-    problems.Value(setting, absl::StrCat("must be at least ", minimum, " (got ",
-                                         value, ")"));
-  }
-}
 
 // --- Addresses ------------------------------------------------------------
 
@@ -237,30 +200,32 @@ int NoPassphrase(char*, int, int, void*) { return 0; }
 
 void CheckTls(Problems& problems, const BrokerOptions& options) {
   std::vector<UniqueX509> chain;
-  if (std::optional<std::string> pem = ReadNamedFile(
-          problems, "tls_certificate_file", options.tls_certificate_file)) {
+  if (std::optional<std::string> pem =
+          ReadNamedFile(problems, "tls_certificate_file",
+                        options.settings.tls_certificate_file())) {
     chain = ReadCertificates(*pem);
     if (chain.empty()) {
       problems.InFile("tls_certificate_file",
-                      absl::StrCat(options.tls_certificate_file,
+                      absl::StrCat(options.settings.tls_certificate_file(),
                                    ": no PEM certificate found"));
     } else {
       const time_t now = absl::ToTimeT(options.clock());
       time_t at = now;
       if (X509_cmp_time(X509_get0_notAfter(chain.front().get()), &at) < 0) {
         problems.InFile("tls_certificate_file",
-                        absl::StrCat(options.tls_certificate_file,
+                        absl::StrCat(options.settings.tls_certificate_file(),
                                      ": the certificate has expired"));
       } else if (X509_cmp_time(X509_get0_notBefore(chain.front().get()), &at) >
                  0) {
         problems.InFile("tls_certificate_file",
-                        absl::StrCat(options.tls_certificate_file,
+                        absl::StrCat(options.settings.tls_certificate_file(),
                                      ": the certificate is not valid yet"));
       }
     }
   }
-  if (std::optional<std::string> pem = ReadNamedFile(
-          problems, "tls_private_key_file", options.tls_private_key_file)) {
+  if (std::optional<std::string> pem =
+          ReadNamedFile(problems, "tls_private_key_file",
+                        options.settings.tls_private_key_file())) {
     std::unique_ptr<BIO, BioFree> bio(
         BIO_new_mem_buf(pem->data(), static_cast<int>(pem->size())));
     std::unique_ptr<EVP_PKEY, PkeyFree> key(
@@ -272,23 +237,24 @@ void CheckTls(Problems& problems, const BrokerOptions& options) {
     if (key == nullptr) {
       problems.InFile(
           "tls_private_key_file",
-          absl::StrCat(options.tls_private_key_file,
+          absl::StrCat(options.settings.tls_private_key_file(),
                        ": not a PEM private key (or one protected by a "
                        "passphrase, which the broker cannot enter)"));
     } else if (!chain.empty() &&
                X509_check_private_key(chain.front().get(), key.get()) != 1) {
       ERR_clear_error();
       problems.Value("tls_private_key_file",
-                     absl::StrCat(options.tls_private_key_file,
+                     absl::StrCat(options.settings.tls_private_key_file(),
                                   ": does not match the certificate in "
                                   "tls_certificate_file"));
     }
   }
-  if (std::optional<std::string> pem = ReadNamedFile(
-          problems, "tls_client_ca_file", options.tls_client_ca_file)) {
+  if (std::optional<std::string> pem =
+          ReadNamedFile(problems, "tls_client_ca_file",
+                        options.settings.tls_client_ca_file())) {
     if (ReadCertificates(*pem).empty()) {
       problems.InFile("tls_client_ca_file",
-                      absl::StrCat(options.tls_client_ca_file,
+                      absl::StrCat(options.settings.tls_client_ca_file(),
                                    ": no PEM certificate found"));
     }
   }
@@ -297,19 +263,19 @@ void CheckTls(Problems& problems, const BrokerOptions& options) {
 // Who may call, and how: mutual TLS with principals, or (explicitly, on
 // loopback only) development mode.
 void CheckTransport(Problems& problems, const BrokerOptions& options) {
-  const bool any_tls = !options.tls_certificate_file.empty() ||
-                       !options.tls_private_key_file.empty() ||
-                       !options.tls_client_ca_file.empty();
-  if (options.insecure_development) {
+  const bool any_tls = !options.settings.tls_certificate_file().empty() ||
+                       !options.settings.tls_private_key_file().empty() ||
+                       !options.settings.tls_client_ca_file().empty();
+  if (options.settings.insecure_development()) {
     if (any_tls) {
       problems.Value("insecure_development",
                      "cannot be combined with TLS (a tls_* file is set)");
     }
-    if (!IsLoopbackListenAddress(options.listen_address)) {
+    if (!IsLoopbackListenAddress(options.settings.listen())) {
       problems.Value("insecure_development",
                      absl::StrCat("only allowed when listen is a loopback "
                                   "address (got \"",
-                                  options.listen_address, "\")"));
+                                  options.settings.listen(), "\")"));
     }
     return;
   }
@@ -322,10 +288,10 @@ void CheckTransport(Problems& problems, const BrokerOptions& options) {
     return;
   }
   const std::pair<const char*, const std::string*> files[] = {
-      {"tls_certificate_file", &options.tls_certificate_file},
-      {"tls_private_key_file", &options.tls_private_key_file},
-      {"tls_client_ca_file", &options.tls_client_ca_file},
-      {"principals_file", &options.principals_file},
+      {"tls_certificate_file", &options.settings.tls_certificate_file()},
+      {"tls_private_key_file", &options.settings.tls_private_key_file()},
+      {"tls_client_ca_file", &options.settings.tls_client_ca_file()},
+      {"principals_file", &options.settings.principals_file()},
   };
   bool all_given = true;
   for (const auto& [setting, path] : files) {
@@ -342,17 +308,18 @@ void CheckTransport(Problems& problems, const BrokerOptions& options) {
 // The routing and calendar files, and the principals file checked against
 // the routing file's queues (a triage principal limited to a queue that
 // does not exist would silently see nothing).
-void CheckRulesAndPrincipals(Problems& problems, const BrokerOptions& options) {
+void CheckRulesAndPrincipals(Problems& problems,
+                             const config::v1::BrokerSettings& s) {
   absl::StatusOr<std::unique_ptr<RoutingTable>> routing =
       RoutingTable::LoadFile(
-          RulesFileOrDefault(options.routing_file, "routing.txtpb"));
+          RulesFileOrDefault(s.routing_file(), "routing.txtpb"));
   if (!routing.ok()) problems.LoadError("routing_file", routing.status());
   absl::StatusOr<WorkingCalendar> calendar = WorkingCalendar::LoadFile(
-      RulesFileOrDefault(options.calendar_file, "calendar.txtpb"));
+      RulesFileOrDefault(s.calendar_file(), "calendar.txtpb"));
   if (!calendar.ok()) problems.LoadError("calendar_file", calendar.status());
-  if (options.principals_file.empty()) return;
+  if (s.principals_file().empty()) return;
   absl::StatusOr<std::unique_ptr<PrincipalDirectory>> principals =
-      PrincipalDirectory::LoadFile(options.principals_file);
+      PrincipalDirectory::LoadFile(s.principals_file());
   if (!principals.ok()) {
     problems.LoadError("principals_file", principals.status());
     return;
@@ -364,7 +331,7 @@ void CheckRulesAndPrincipals(Problems& problems, const BrokerOptions& options) {
       });
   if (!queues.ok()) {
     problems.InFile("principals_file",
-                    absl::StrCat(options.principals_file,
+                    absl::StrCat(s.principals_file(),
                                  ": allowed_queues not in routing_file: ",
                                  queues.message()));
   }
@@ -399,24 +366,24 @@ void CheckDirectory(Problems& problems, std::string_view setting,
   }
 }
 
-void CheckDirectories(Problems& problems, const BrokerOptions& options) {
-  if (options.data_dir.empty()) {
+void CheckDirectories(Problems& problems, const config::v1::BrokerSettings& s) {
+  if (s.data_dir().empty()) {
     problems.Value("data_dir", "must not be empty");
     return;
   }
-  CheckDirectory(problems, "data_dir", options.data_dir);
-  if (options.backup_dir.empty()) return;
-  CheckDirectory(problems, "backup_dir", options.backup_dir);
+  CheckDirectory(problems, "data_dir", s.data_dir());
+  if (s.backup_dir().empty()) return;
+  CheckDirectory(problems, "backup_dir", s.backup_dir());
   // A backup inside the data directory is lost with it, and RocksDB would
   // find the backup's files among its own.
-  if (IsInside(options.backup_dir, options.data_dir)) {
-    problems.Value("backup_dir", absl::StrCat(options.backup_dir,
-                                              ": must be outside data_dir (",
-                                              options.data_dir, ")"));
-  } else if (IsInside(options.data_dir, options.backup_dir)) {
-    problems.Value("backup_dir", absl::StrCat(options.backup_dir,
-                                              ": must not contain data_dir (",
-                                              options.data_dir, ")"));
+  if (IsInside(s.backup_dir(), s.data_dir())) {
+    problems.Value("backup_dir",
+                   absl::StrCat(s.backup_dir(), ": must be outside data_dir (",
+                                s.data_dir(), ")"));
+  } else if (IsInside(s.data_dir(), s.backup_dir())) {
+    problems.Value("backup_dir",
+                   absl::StrCat(s.backup_dir(), ": must not contain data_dir (",
+                                s.data_dir(), ")"));
   }
 }
 
@@ -428,8 +395,9 @@ bool IsHexDigit(char c) {
 // ReadKeyFile and CheckKeyFileOutsideDataDir), checked without opening the
 // store. The storage library exposes no public check yet, so this repeats
 // its rules; the contents are never put in a message.
-void CheckEncryptionKey(Problems& problems, const BrokerOptions& options) {
-  const std::string& path = options.encryption_key_file;
+void CheckEncryptionKey(Problems& problems,
+                        const config::v1::BrokerSettings& s) {
+  const std::string& path = s.encryption_key_file();
   if (path.empty()) return;
   constexpr char kSetting[] = "encryption_key_file";
   struct stat st;
@@ -447,10 +415,10 @@ void CheckEncryptionKey(Problems& problems, const BrokerOptions& options) {
                                 ": must not be accessible to other users "
                                 "(chmod 600)"));
   }
-  if (IsInside(path, options.data_dir)) {
+  if (IsInside(path, s.data_dir())) {
     problems.Value(kSetting,
                    absl::StrCat(path, ": must be kept outside data_dir (",
-                                options.data_dir, ")"));
+                                s.data_dir(), ")"));
   }
   const std::string not_a_key = absl::StrCat(
       path,
@@ -490,65 +458,48 @@ void CheckEncryptionKey(Problems& problems, const BrokerOptions& options) {
   }
 }
 
-// --- Numbers --------------------------------------------------------------
+// --- Numbers, the log level and port files --------------------------------
 
-void CheckNumbers(Problems& problems, const BrokerOptions& options) {
-  CheckPositive(problems, "lease_seconds", options.default_lease,
-                absl::Seconds(1));
-  CheckPositive(problems, "max_lease_seconds", options.max_lease,
-                absl::Seconds(1));
-  if (options.default_lease > absl::ZeroDuration() &&
-      options.max_lease > absl::ZeroDuration() &&
-      options.max_lease < options.default_lease) {
+// The declared bounds of every setting (broker_settings.proto), then the
+// one that relates two settings.
+void CheckNumbers(Problems& problems, const config::v1::BrokerSettings& s) {
+  const google::protobuf::Descriptor* type = s.GetDescriptor();
+  for (int i = 0; i < type->field_count(); ++i) {
+    if (std::optional<std::string> problem = RangeProblem(s, type->field(i))) {
+      problems.Value(type->field(i)->name(), *std::move(problem));
+    }
+  }
+  if (s.lease_seconds() > 0 && s.max_lease_seconds() > 0 &&
+      s.max_lease_seconds() < s.lease_seconds()) {
     problems.Value(
         "max_lease_seconds",
-        absl::StrCat("must be at least lease_seconds (",
-                     InUnit(options.default_lease, absl::Seconds(1)), ") (got ",
-                     InUnit(options.max_lease, absl::Seconds(1)), ")"));
+        absl::StrCat("must be at least lease_seconds (", s.lease_seconds(),
+                     ") (got ", s.max_lease_seconds(), ")"));
   }
-  if (options.max_deliveries < 1) {
-    problems.Value("max_deliveries", absl::StrCat("must be at least 1 (got ",
-                                                  options.max_deliveries, ")"));
+}
+
+void CheckLogLevel(Problems& problems, const std::string& level) {
+  LogLevel parsed;
+  if (!ParseLogLevel(level, &parsed)) {
+    problems.Value("log_level",
+                   absl::StrCat("must be debug, info, warning or error (got \"",
+                                level, "\")"));
   }
-  if (options.lease_check_interval <= absl::ZeroDuration() ||
-      options.lease_check_interval > kMaxLeaseCheckInterval) {
-    // Zero would stop expired leases from ever coming back to the queue.
-    problems.Value(
-        "lease_check_ms",
-        absl::StrCat(
-            "must be from 1 to 60000 (got ",
-            InUnit(options.lease_check_interval, absl::Milliseconds(1)), ")"));
+}
+
+// The directory a port file is written in must exist: the broker writes it
+// only after it has opened the store and started serving, which is too late
+// to find out.
+void CheckPortFileDirectory(Problems& problems, std::string_view setting,
+                            const std::string& path) {
+  if (path.empty()) return;
+  const std::filesystem::path parent =
+      std::filesystem::path(path).parent_path();
+  const std::string dir = parent.empty() ? std::string(".") : parent.string();
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    problems.Value(setting, absl::StrCat("directory ", dir, " does not exist"));
   }
-  CheckPositive(problems, "repeated_concern_days",
-                options.repeated_concern_window, absl::Hours(24));
-  if (options.repeated_concern_threshold < 1) {
-    problems.Value("repeated_concern_threshold",
-                   absl::StrCat("must be at least 1 (got ",
-                                options.repeated_concern_threshold, ")"));
-  }
-  CheckNotNegative(problems, "outcome_ack_overdue_hours",
-                   options.outcome_ack_overdue, absl::Hours(1));
-  CheckPositive(problems, "decision_stats_days", options.decision_stats_window,
-                absl::Hours(24));
-  if (!std::isfinite(options.rate_limit_per_second) ||
-      options.rate_limit_per_second <= 0) {
-    problems.Value("rate_limit_per_second",
-                   absl::StrCat("must be positive (got ",
-                                options.rate_limit_per_second, ")"));
-  }
-  CheckAtLeast(problems, "rate_limit_burst", options.rate_limit_burst, 1);
-  if (options.max_message_bytes < kMinMessageBytes ||
-      options.max_message_bytes > kMaxMessageBytes) {
-    problems.Value(
-        "max_message_bytes",
-        absl::StrCat("must be from ", kMinMessageBytes, " (1 MiB) to ",
-                     kMaxMessageBytes, " (64 MiB) (got ",
-                     options.max_message_bytes, ")"));
-  }
-  CheckNotNegative(problems, "shutdown_grace_seconds", options.shutdown_grace,
-                   absl::Seconds(1));
-  CheckNotNegative(problems, "shutdown_drain_seconds", options.shutdown_drain,
-                   absl::Seconds(1));
 }
 
 }  // namespace
@@ -556,26 +507,31 @@ void CheckNumbers(Problems& problems, const BrokerOptions& options) {
 void CheckBrokerOptions(const BrokerOptions& options,
                         absl::FunctionRef<void(SettingProblem)> report) {
   Problems problems(report);
+  const config::v1::BrokerSettings& s = options.settings;
   const std::optional<HostPort> listen =
-      CheckAddress(problems, "listen", options.listen_address, true);
+      CheckAddress(problems, "listen", s.listen(), true);
   const std::optional<HostPort> metrics =
-      CheckAddress(problems, "metrics_listen", options.metrics_listen, false);
+      CheckAddress(problems, "metrics_listen", s.metrics_listen(), false);
   const std::optional<HostPort> health =
-      CheckAddress(problems, "health_listen", options.health_listen, false);
+      CheckAddress(problems, "health_listen", s.health_listen(), false);
   CheckDistinctPorts(problems, "metrics_listen", metrics, "listen", listen);
   CheckDistinctPorts(problems, "health_listen", health, "listen", listen);
   CheckDistinctPorts(problems, "health_listen", health, "metrics_listen",
                      metrics);
-  CheckNumbers(problems, options);
-  CheckDirectories(problems, options);
-  CheckEncryptionKey(problems, options);
+  CheckNumbers(problems, s);
+  CheckDirectories(problems, s);
+  CheckEncryptionKey(problems, s);
   CheckTransport(problems, options);
-  CheckRulesAndPrincipals(problems, options);
+  CheckRulesAndPrincipals(problems, s);
+  CheckLogLevel(problems, s.log_level());
+  CheckPortFileDirectory(problems, "port_file", s.port_file());
+  CheckPortFileDirectory(problems, "metrics_port_file", s.metrics_port_file());
+  CheckPortFileDirectory(problems, "health_port_file", s.health_port_file());
 }
 
 absl::Status Broker::CheckOptions(const BrokerOptions& options) {
   std::vector<std::string> errors;
-  CheckBrokerOptions(options, [&](SettingProblem problem) {
+  CheckBrokerOptions(WithDefaultSettings(options), [&](SettingProblem problem) {
     errors.push_back(absl::StrCat(problem.setting, ": ", problem.problem));
   });
   if (errors.empty()) return absl::OkStatus();

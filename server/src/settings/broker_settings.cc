@@ -1,8 +1,5 @@
 #include "settings/broker_settings.h"
 
-#include <sys/stat.h>
-
-#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -10,16 +7,15 @@
 #include <vector>
 
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
-#include "base/json_log.h"
 #include "base/status_macros.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
 #include "rules/routing_table.h"
 #include "security/principals.h"
+#include "settings/declared_settings.h"
 #include "settings/text_config.h"
 
 namespace referral::server {
@@ -32,195 +28,39 @@ using google::protobuf::Reflection;
 // Debian's Abseil has its own string_view, distinct from std's.
 absl::string_view Absl(std::string_view s) { return {s.data(), s.size()}; }
 
-constexpr absl::Duration kDay = absl::Hours(24);
-
-// Sets `field` of `settings` from a flag's text as absl prints it ("true",
-// "1800", "500", a string as is). False when the text is not a value of the
-// field's type.
-bool SetFromText(const FieldDescriptor* field, const std::string& text,
-                 BrokerSettings* settings) {
-  const Reflection* reflection = settings->GetReflection();
-  switch (field->cpp_type()) {
-    case FieldDescriptor::CPPTYPE_STRING:
-      reflection->SetString(settings, field, text);
-      return true;
-    case FieldDescriptor::CPPTYPE_BOOL: {
-      bool value = false;
-      if (!absl::SimpleAtob(text, &value)) return false;
-      reflection->SetBool(settings, field, value);
-      return true;
-    }
-    case FieldDescriptor::CPPTYPE_INT32: {
-      int32_t value = 0;
-      if (!absl::SimpleAtoi(text, &value)) return false;
-      reflection->SetInt32(settings, field, value);
-      return true;
-    }
-    case FieldDescriptor::CPPTYPE_DOUBLE: {
-      double value = 0;
-      if (!absl::SimpleAtod(text, &value)) return false;
-      reflection->SetDouble(settings, field, value);
-      return true;
-    }
-    default:
-      // broker_settings.proto has only the types above.
-      return false;
-  }
-}
-
-void CopyField(const FieldDescriptor* field, const BrokerSettings& from,
-               BrokerSettings* to) {
-  const Reflection* reflection = from.GetReflection();
-  switch (field->cpp_type()) {
-    case FieldDescriptor::CPPTYPE_STRING:
-      reflection->SetString(to, field, reflection->GetString(from, field));
-      break;
-    case FieldDescriptor::CPPTYPE_BOOL:
-      reflection->SetBool(to, field, reflection->GetBool(from, field));
-      break;
-    case FieldDescriptor::CPPTYPE_INT32:
-      reflection->SetInt32(to, field, reflection->GetInt32(from, field));
-      break;
-    case FieldDescriptor::CPPTYPE_DOUBLE:
-      reflection->SetDouble(to, field, reflection->GetDouble(from, field));
-      break;
-    default:
-      break;
-  }
-}
-
 std::string Location(std::string_view source, ConfigLocation at) {
   return absl::StrCat(Absl(source), ":", at.line + 1, ":", at.column + 1);
 }
 
-// The directory a "port file" is written in must exist: the broker writes
-// it only after it has opened the store and started serving, which is too
-// late to find out.
-void CheckWritableFileDirectory(const std::string& setting,
-                                const std::string& path,
-                                std::vector<SettingProblem>& problems) {
-  if (path.empty()) return;
-  const std::filesystem::path parent =
-      std::filesystem::path(path).parent_path();
-  const std::string dir = parent.empty() ? std::string(".") : parent.string();
-  struct stat st;
-  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    problems.push_back(
-        {setting, absl::StrCat("directory ", dir, " does not exist")});
-  }
-}
-
 }  // namespace
 
-// --- Defaults and conversion ----------------------------------------------
-
-BrokerSettings SettingsFromOptions(const BrokerOptions& options) {
-  BrokerSettings settings;
-  settings.set_listen(options.listen_address);
-  settings.set_metrics_listen(options.metrics_listen);
-  settings.set_health_listen(options.health_listen);
-  settings.set_data_dir(options.data_dir);
-  settings.set_backup_dir(options.backup_dir);
-  settings.set_encryption_key_file(options.encryption_key_file);
-  settings.set_tls_certificate_file(options.tls_certificate_file);
-  settings.set_tls_private_key_file(options.tls_private_key_file);
-  settings.set_tls_client_ca_file(options.tls_client_ca_file);
-  settings.set_principals_file(options.principals_file);
-  settings.set_insecure_development(options.insecure_development);
-  settings.set_routing_file(options.routing_file);
-  settings.set_calendar_file(options.calendar_file);
-  settings.set_lease_seconds(absl::ToInt64Seconds(options.default_lease));
-  settings.set_max_lease_seconds(absl::ToInt64Seconds(options.max_lease));
-  settings.set_max_deliveries(options.max_deliveries);
-  settings.set_lease_check_ms(
-      absl::ToInt64Milliseconds(options.lease_check_interval));
-  settings.set_repeated_concern_days(options.repeated_concern_window / kDay);
-  settings.set_repeated_concern_threshold(options.repeated_concern_threshold);
-  settings.set_outcome_ack_overdue_hours(
-      absl::ToInt64Hours(options.outcome_ack_overdue));
-  settings.set_decision_stats_days(options.decision_stats_window / kDay);
-  settings.set_rate_limit_per_second(options.rate_limit_per_second);
-  settings.set_rate_limit_burst(options.rate_limit_burst);
-  settings.set_max_message_bytes(options.max_message_bytes);
-  settings.set_shutdown_grace_seconds(
-      absl::ToInt64Seconds(options.shutdown_grace));
-  settings.set_shutdown_drain_seconds(
-      absl::ToInt64Seconds(options.shutdown_drain));
-  return settings;
-}
+// --- Defaults -------------------------------------------------------------
 
 BrokerSettings DefaultBrokerSettings() {
-  BrokerSettings settings = SettingsFromOptions(BrokerOptions());
-  // A broker started in-process serves no metrics unless asked; the binary
-  // does, on loopback, so that a fresh install can be scraped locally.
-  settings.set_metrics_listen("127.0.0.1:9464");
-  settings.set_log_level("info");
-  settings.set_port_file("");
-  settings.set_metrics_port_file("");
-  settings.set_health_port_file("");
+  // Read once: every BrokerOptions starts from these.
+  static const BrokerSettings* const defaults = [] {
+    auto* settings = new BrokerSettings();
+    // A default that does not parse is a mistake in the .proto; the tests
+    // (EverySettingDeclaresADefaultOfItsTypeAndHelp) name it.
+    SetDeclaredDefaults(settings);
+    return settings;
+  }();
+  return *defaults;
+}
+
+BrokerSettings InProcessBrokerSettings() {
+  BrokerSettings settings = DefaultBrokerSettings();
+  // The binary serves metrics on loopback so that a fresh install can be
+  // scraped locally; brokers started in-process (tests, many at once)
+  // would collide on its port.
+  settings.set_metrics_listen("");
   return settings;
 }
 
-BrokerOptions ToBrokerOptions(const BrokerSettings& s) {
-  BrokerOptions options;
-  if (s.has_listen()) options.listen_address = s.listen();
-  if (s.has_metrics_listen()) options.metrics_listen = s.metrics_listen();
-  if (s.has_health_listen()) options.health_listen = s.health_listen();
-  if (s.has_data_dir()) options.data_dir = s.data_dir();
-  if (s.has_backup_dir()) options.backup_dir = s.backup_dir();
-  if (s.has_encryption_key_file()) {
-    options.encryption_key_file = s.encryption_key_file();
-  }
-  if (s.has_tls_certificate_file()) {
-    options.tls_certificate_file = s.tls_certificate_file();
-  }
-  if (s.has_tls_private_key_file()) {
-    options.tls_private_key_file = s.tls_private_key_file();
-  }
-  if (s.has_tls_client_ca_file()) {
-    options.tls_client_ca_file = s.tls_client_ca_file();
-  }
-  if (s.has_principals_file()) options.principals_file = s.principals_file();
-  if (s.has_insecure_development()) {
-    options.insecure_development = s.insecure_development();
-  }
-  if (s.has_routing_file()) options.routing_file = s.routing_file();
-  if (s.has_calendar_file()) options.calendar_file = s.calendar_file();
-  if (s.has_lease_seconds()) {
-    options.default_lease = absl::Seconds(s.lease_seconds());
-  }
-  if (s.has_max_lease_seconds()) {
-    options.max_lease = absl::Seconds(s.max_lease_seconds());
-  }
-  if (s.has_max_deliveries()) options.max_deliveries = s.max_deliveries();
-  if (s.has_lease_check_ms()) {
-    options.lease_check_interval = absl::Milliseconds(s.lease_check_ms());
-  }
-  if (s.has_repeated_concern_days()) {
-    options.repeated_concern_window = kDay * s.repeated_concern_days();
-  }
-  if (s.has_repeated_concern_threshold()) {
-    options.repeated_concern_threshold = s.repeated_concern_threshold();
-  }
-  if (s.has_outcome_ack_overdue_hours()) {
-    options.outcome_ack_overdue = absl::Hours(s.outcome_ack_overdue_hours());
-  }
-  if (s.has_decision_stats_days()) {
-    options.decision_stats_window = kDay * s.decision_stats_days();
-  }
-  if (s.has_rate_limit_per_second()) {
-    options.rate_limit_per_second = s.rate_limit_per_second();
-  }
-  if (s.has_rate_limit_burst()) options.rate_limit_burst = s.rate_limit_burst();
-  if (s.has_max_message_bytes()) {
-    options.max_message_bytes = s.max_message_bytes();
-  }
-  if (s.has_shutdown_grace_seconds()) {
-    options.shutdown_grace = absl::Seconds(s.shutdown_grace_seconds());
-  }
-  if (s.has_shutdown_drain_seconds()) {
-    options.shutdown_drain = absl::Seconds(s.shutdown_drain_seconds());
-  }
+BrokerOptions WithDefaultSettings(BrokerOptions options) {
+  BrokerSettings settings = InProcessBrokerSettings();
+  settings.MergeFrom(options.settings);
+  options.settings = std::move(settings);
   return options;
 }
 
@@ -259,7 +99,7 @@ absl::StatusOr<BrokerSettings> ParseBrokerSettingsFile(
 }
 
 absl::StatusOr<ResolvedBrokerSettings> ResolveBrokerSettings(
-    std::string_view config_file, const SettingFlagLookup& flags) {
+    std::string_view config_file, const BrokerSettings& flags) {
   ResolvedBrokerSettings resolved;
   resolved.config_file = std::string(config_file);
   BrokerSettings file;
@@ -273,21 +113,17 @@ absl::StatusOr<ResolvedBrokerSettings> ResolveBrokerSettings(
     ASSIGN_OR_RETURN(file,
                      ParseBrokerSettingsFile(*text, config_file, &locations));
   }
-  const google::protobuf::Descriptor* type = BrokerSettings::descriptor();
-  const Reflection* reflection = file.GetReflection();
-  for (int i = 0; i < type->field_count(); ++i) {
-    const FieldDescriptor* field = type->field(i);
-    const std::optional<SettingFlag> flag = flags(field->name());
-    if (!flag.has_value()) {
-      return absl::InternalError(
-          absl::StrCat("setting ", field->name(), " has no command-line flag"));
-    }
-    if (!flag->given && reflection->HasField(file, field)) {
-      CopyField(field, file, &resolved.settings);
-      resolved.from_file[field->name()] = locations[field->name()];
-    } else if (!SetFromText(field, flag->value, &resolved.settings)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--", field->name(), ": not a valid value for this setting"));
+  // Merging sets only the fields present: the file's over the defaults,
+  // then the command line's over both.
+  resolved.settings = DefaultBrokerSettings();
+  resolved.settings.MergeFrom(file);
+  resolved.settings.MergeFrom(flags);
+  const Reflection* reflection = flags.GetReflection();
+  for (const auto& [name, location] : locations) {
+    const FieldDescriptor* field =
+        BrokerSettings::descriptor()->FindFieldByName(name);
+    if (!reflection->HasField(flags, field)) {
+      resolved.from_file[name] = location;
     }
   }
   return resolved;
@@ -296,23 +132,12 @@ absl::StatusOr<ResolvedBrokerSettings> ResolveBrokerSettings(
 // --- Checking -------------------------------------------------------------
 
 absl::Status CheckBrokerSettings(const ResolvedBrokerSettings& resolved) {
-  const BrokerSettings& settings = resolved.settings;
   std::vector<SettingProblem> problems;
-  CheckBrokerOptions(ToBrokerOptions(settings), [&](SettingProblem problem) {
+  BrokerOptions options;
+  options.settings = resolved.settings;
+  CheckBrokerOptions(options, [&](SettingProblem problem) {
     problems.push_back(std::move(problem));
   });
-  LogLevel level;
-  if (!ParseLogLevel(settings.log_level(), &level)) {
-    problems.push_back(
-        {"log_level", absl::StrCat("must be debug, info, warning or error "
-                                   "(got \"",
-                                   settings.log_level(), "\")")});
-  }
-  CheckWritableFileDirectory("port_file", settings.port_file(), problems);
-  CheckWritableFileDirectory("metrics_port_file", settings.metrics_port_file(),
-                             problems);
-  CheckWritableFileDirectory("health_port_file", settings.health_port_file(),
-                             problems);
   if (problems.empty()) return absl::OkStatus();
   std::vector<std::string> errors;
   for (const SettingProblem& problem : problems) {

@@ -1,20 +1,15 @@
 // The broker's settings (config::v1::BrokerSettings): read from the settings
 // file (--config_file, protobuf text format), overridden by the flags given
-// on the command line, defaulted from the flags' defaults, checked, and
-// turned into BrokerOptions. main.cc only parses flags and plumbs; everything
-// it decides about configuration is here, so it is tested in-process.
-//
-// Defaults live in one place: BrokerOptions (server/broker.h), shared with
-// brokers started in-process, plus DefaultBrokerSettings() for the few that
-// are the binary's own. main.cc declares each flag with its default taken
-// from DefaultBrokerSettings(), and ResolveBrokerSettings() takes defaults
-// from the flags, so --help, the binary and the library cannot disagree.
+// on the command line (broker_command_line.h), defaulted from their
+// declarations (declared_settings.h), and checked. main.cc only plumbs;
+// everything it decides about configuration is here, so it is tested
+// in-process. BrokerOptions (server/broker.h) holds the settings as they
+// are: there is no conversion to keep in step.
 #ifndef REFERRAL_SERVER_BROKER_SETTINGS_H_
 #define REFERRAL_SERVER_BROKER_SETTINGS_H_
 
 #include <functional>
 #include <map>
-#include <optional>
 #include <string>
 #include <string_view>
 
@@ -26,36 +21,21 @@
 
 namespace referral::server {
 
-// --- Defaults and conversion ----------------------------------------------
+// --- Defaults -------------------------------------------------------------
 
-// Every setting at its default: those of BrokerOptions, plus the binary's
-// own: metrics on 127.0.0.1:9464 (an embedded broker has none unless asked),
-// log level "info", no port files.
+// Every setting at its declared default (broker_settings.proto). A broker
+// started in-process starts from InProcessBrokerSettings() (server/broker.h)
+// instead, which serves no metrics unless asked.
 config::v1::BrokerSettings DefaultBrokerSettings();
 
-// The settings that are BrokerOptions fields (not log_level or the three
-// port files), durations in the settings' whole units.
-config::v1::BrokerSettings SettingsFromOptions(const BrokerOptions& options);
-
-// BrokerOptions with every setting present in `settings`; the others keep
-// their BrokerOptions defaults.
-BrokerOptions ToBrokerOptions(const config::v1::BrokerSettings& settings);
+// `options` with each setting it leaves absent at its in-process default,
+// as Broker::Start and Broker::CheckOptions read them.
+BrokerOptions WithDefaultSettings(BrokerOptions options);
 
 // True for settings that are paths (names ending in "_file" or "_dir").
 bool IsPathSetting(std::string_view name);
 
 // --- Loading --------------------------------------------------------------
-
-// The command-line flag named after a setting: its value as absl prints it
-// (CommandLineFlag::CurrentValue(), which is the default when not given) and
-// whether it was given on the command line.
-struct SettingFlag {
-  std::string value;
-  bool given = false;
-};
-// The flag for a setting, or nullopt when there is none.
-using SettingFlagLookup =
-    std::function<std::optional<SettingFlag>(const std::string& setting)>;
 
 // The settings in force, and where the settings file set each of them.
 struct ResolvedBrokerSettings {
@@ -77,13 +57,12 @@ absl::StatusOr<config::v1::BrokerSettings> ParseBrokerSettingsFile(
     std::string_view text, std::string_view source,
     std::map<std::string, std::string, std::less<>>* locations = nullptr);
 
-// Each setting from its flag if the flag was given on the command line,
-// else from `config_file` (none when empty) if written there, else from the
-// flag's default. INVALID_ARGUMENT for a file that cannot be read or parsed
-// (file:line:column) or a flag value that is not a value of its setting;
-// INTERNAL when a setting has no flag (a programming error).
+// Each setting from `flags` if present there (given on the command line),
+// else from `config_file` (none when empty) if written there, else its
+// declared default. INVALID_ARGUMENT for a file that cannot be read or
+// parsed (file:line:column).
 absl::StatusOr<ResolvedBrokerSettings> ResolveBrokerSettings(
-    std::string_view config_file, const SettingFlagLookup& flags);
+    std::string_view config_file, const config::v1::BrokerSettings& flags);
 
 // --- Checking -------------------------------------------------------------
 
@@ -100,13 +79,15 @@ struct SettingProblem {
 // Every check of Broker::CheckOptions (which joins these as
 // "<setting>: <problem>"), reported one problem at a time so that
 // CheckBrokerSettings can say where in the settings file a bad value was
-// written. Opens no store and binds no port; reads the files the options
-// name. Implemented in broker_options_check.cc.
+// written: the declared ranges of every setting, then what cannot be
+// declared (addresses, directories, key, TLS, principals, rules, log level,
+// port files). Opens no store and binds no port; reads the files the
+// settings name. Implemented in broker_options_check.cc.
 void CheckBrokerOptions(const BrokerOptions& options,
                         absl::FunctionRef<void(SettingProblem)> report);
 
-// Broker::CheckOptions on ToBrokerOptions(settings), plus the binary's own
-// settings (log_level, port files). INVALID_ARGUMENT listing every problem,
+// CheckBrokerOptions on the resolved settings. INVALID_ARGUMENT listing
+// every problem,
 // joined with "; ", each "<setting>: <problem>", prefixed with
 // "<file>:<line>:<column>: " when the bad value was written in the settings
 // file.
