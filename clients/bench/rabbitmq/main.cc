@@ -36,7 +36,6 @@ ABSL_FLAG(std::string, host, "127.0.0.1", "RabbitMQ host");
 ABSL_FLAG(int, port, 5672, "AMQP port");
 ABSL_FLAG(std::string, user, "guest", "user (guest may log in on loopback)");
 ABSL_FLAG(std::string, password, "guest", "password");
-ABSL_FLAG(std::string, payload, "", "file of bytes to send as each message");
 ABSL_FLAG(std::string, queue, "referral-bench", "queue (deleted at the end)");
 ABSL_FLAG(std::string, queue_type, "quorum", "quorum or classic");
 ABSL_FLAG(int64_t, n, 10000, "messages to publish (and drain)");
@@ -284,14 +283,15 @@ void Consumer(Shared* shared, int worker, BenchRecorder* recorder) {
   recorder->Merge(latencies, failed);
 }
 
+// Failed probes are counted in the summary.
 BenchSummary EndToEnd(const Shared& shared, const std::string& type,
-                      int64_t probes, int64_t* failed) {
+                      int64_t probes) {
   BenchRecorder recorder;
   const std::string queue = absl::StrCat(shared.queue, "-e2e");
   Connection producer, consumer;
   if (!producer.Open().ok() || !consumer.Open().ok() ||
       !DeclareQueue(producer, queue, type).ok()) {
-    *failed = probes;
+    recorder.Merge({}, probes);
     return recorder.Summarize(absl::ZeroDuration());
   }
   amqp_confirm_select(producer.get(), kChannel);
@@ -299,11 +299,12 @@ BenchSummary EndToEnd(const Shared& shared, const std::string& type,
   amqp_basic_consume(consumer.get(), kChannel, Bytes(queue), amqp_empty_bytes,
                      0, 0, 0, amqp_empty_table);
   if (!ReplyStatus(consumer.get(), "basic.consume").ok()) {
-    *failed = probes;
+    recorder.Merge({}, probes);
     return recorder.Summarize(absl::ZeroDuration());
   }
   const amqp_basic_properties_t props = PersistentProperties();
   std::vector<double> latencies;
+  int64_t failed = 0;
   const absl::Time start = absl::Now();
   for (int64_t i = 0; i < probes; ++i) {
     const absl::Time t0 = absl::Now();
@@ -320,7 +321,7 @@ BenchSummary EndToEnd(const Shared& shared, const std::string& type,
     const amqp_rpc_reply_t got =
         amqp_consume_message(consumer.get(), &envelope, &timeout, 0);
     if (!confirmed || got.reply_type != AMQP_RESPONSE_NORMAL) {
-      ++*failed;
+      ++failed;
       break;
     }
     latencies.push_back(absl::ToDoubleMilliseconds(absl::Now() - t0));
@@ -329,19 +330,14 @@ BenchSummary EndToEnd(const Shared& shared, const std::string& type,
   }
   const absl::Duration wall = absl::Now() - start;
   amqp_queue_delete(producer.get(), kChannel, Bytes(queue), 0, 0);
-  recorder.Merge(latencies, 0);
+  recorder.Merge(latencies, failed);
   return recorder.Summarize(wall);
 }
 
 int Main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
-  absl::StatusOr<std::string> payload =
-      ReadBenchPayload(absl::GetFlag(FLAGS_payload));
-  if (!payload.ok()) {
-    std::cerr << "referral_bench_rabbitmq: --payload: " << payload.status()
-              << "\n";
-    return 2;
-  }
+  const std::optional<std::string> payload =
+      StartBench(argc, argv, "referral_bench_rabbitmq");
+  if (!payload.has_value()) return 2;
   const std::string type = absl::GetFlag(FLAGS_queue_type);
   if (type != "quorum" && type != "classic") {
     std::cerr << "referral_bench_rabbitmq: --queue_type must be quorum or "
@@ -380,31 +376,23 @@ int Main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_drain) && shared.n > 0 && ok) {
     BenchRecorder drain;
     const int workers = std::max(1, absl::GetFlag(FLAGS_drain_workers));
-    const absl::Time start = absl::Now();
-    std::vector<std::thread> threads;
-    for (int w = 0; w < workers; ++w) {
-      threads.emplace_back(Consumer, &shared, w, &drain);
-    }
-    for (std::thread& t : threads) t.join();
+    const absl::Duration wall =
+        RunOnThreads(workers, [&](int w) { Consumer(&shared, w, &drain); });
     // Latencies here are each message's wait in amqp_consume_message plus
     // its ack's send: acks get no reply in AMQP, so unlike the broker's
     // RecordDecision and Redis's XACK nothing confirms they are on disk.
-    const BenchSummary s = drain.Summarize(absl::Now() - start);
-    std::cout << BenchJsonLine(label, "drain", concurrency, workers, s)
-              << std::endl;
+    ok = ReportBenchPhase(label, "drain", concurrency, workers,
+                          drain.Summarize(wall), shared.n) &&
+         ok && !shared.broken;
     if (shared.redelivered > 0) {
       std::cerr << "referral_bench_rabbitmq: " << shared.redelivered
                 << " deliveries were redeliveries\n";
     }
-    ok = ok && s.failed == 0 && s.ok == shared.n && !shared.broken;
   }
 
   if (const int64_t probes = absl::GetFlag(FLAGS_e2e); probes > 0) {
-    int64_t failed = 0;
-    BenchSummary s = EndToEnd(shared, type, probes, &failed);
-    s.failed = failed;
-    std::cout << BenchJsonLine(label, "e2e", 1, 1, s) << std::endl;
-    ok = ok && failed == 0;
+    ok = ReportBenchPhase(label, "e2e", 1, 1, EndToEnd(shared, type, probes)) &&
+         ok;
   }
   amqp_queue_delete(admin.get(), kChannel, Bytes(shared.queue), 0, 0);
   return ok ? 0 : 1;

@@ -4,23 +4,34 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
-#include <sstream>
 #include <thread>
 
-#include "absl/status/status.h"
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "latency_stats.h"
+#include "absl/time/clock.h"
+
+ABSL_FLAG(std::string, payload, "",
+          "file of bytes to send (or write) as each message: the serialized "
+          "referral of referral_loadgen --write_payload");
 
 namespace referral::clients {
 
-absl::StatusOr<std::string> ReadBenchPayload(const std::string& path) {
+std::optional<std::string> StartBench(int argc, char** argv,
+                                      absl::string_view program) {
+  absl::ParseCommandLine(argc, argv);
+  const std::string path = absl::GetFlag(FLAGS_payload);
   std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
   std::string bytes((std::istreambuf_iterator<char>(in)),
                     std::istreambuf_iterator<char>());
+  if (!in) {
+    std::cerr << program << ": --payload: cannot read " << path << "\n";
+    return std::nullopt;
+  }
   if (bytes.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(path, " is empty"));
+    std::cerr << program << ": --payload: " << path << " is empty\n";
+    return std::nullopt;
   }
   return bytes;
 }
@@ -34,25 +45,8 @@ void BenchRecorder::Merge(const std::vector<double>& latencies_ms,
 }
 
 BenchSummary BenchRecorder::Summarize(absl::Duration wall) const {
-  std::vector<double> latencies;
-  BenchSummary summary;
-  {
-    absl::MutexLock lock(&mu_);
-    latencies = latencies_ms_;
-    summary.failed = failed_;
-  }
-  std::sort(latencies.begin(), latencies.end());
-  summary.ok = static_cast<int64_t>(latencies.size());
-  summary.seconds = absl::ToDoubleSeconds(wall);
-  summary.per_second = summary.seconds > 0
-                           ? static_cast<double>(summary.ok) / summary.seconds
-                           : 0;
-  // Percentile sorts its copy again; already sorted, that is cheap.
-  summary.p50_ms = Percentile(latencies, 50);
-  summary.p99_ms = Percentile(latencies, 99);
-  summary.p999_ms = Percentile(latencies, 99.9);
-  summary.max_ms = latencies.empty() ? 0 : latencies.back();
-  return summary;
+  absl::MutexLock lock(&mu_);
+  return SummarizeLatencies(latencies_ms_, failed_, wall);
 }
 
 std::string BenchJsonLine(absl::string_view system, absl::string_view phase,
@@ -66,25 +60,37 @@ std::string BenchJsonLine(absl::string_view system, absl::string_view phase,
       s.per_second, s.p50_ms, s.p99_ms, s.p999_ms, s.max_ms);
 }
 
+bool ReportBenchPhase(absl::string_view system, absl::string_view phase,
+                      int concurrency, int clients, const BenchSummary& s,
+                      int64_t expected) {
+  std::cout << BenchJsonLine(system, phase, concurrency, clients, s)
+            << std::endl;
+  return s.failed == 0 && (expected < 0 || s.ok == expected);
+}
+
 int BenchWindow(int concurrency, int clients, int index) {
   clients = std::max(1, clients);
   return concurrency / clients + (index < concurrency % clients ? 1 : 0);
+}
+
+absl::Duration RunOnThreads(int count, absl::FunctionRef<void(int)> body) {
+  const absl::Time start = absl::Now();
+  std::vector<std::thread> threads;
+  threads.reserve(count);
+  for (int i = 0; i < count; ++i) threads.emplace_back([body, i] { body(i); });
+  for (std::thread& t : threads) t.join();
+  return absl::Now() - start;
 }
 
 BenchSummary RunBenchIntake(
     absl::string_view system, int concurrency, int clients,
     absl::FunctionRef<void(int window, BenchRecorder* recorder)> client) {
   BenchRecorder intake;
-  const absl::Time start = absl::Now();
-  std::vector<std::thread> threads;
-  threads.reserve(clients);
-  for (int i = 0; i < clients; ++i) {
-    threads.emplace_back(client, BenchWindow(concurrency, clients, i), &intake);
-  }
-  for (std::thread& t : threads) t.join();
-  const BenchSummary summary = intake.Summarize(absl::Now() - start);
-  std::cout << BenchJsonLine(system, "intake", concurrency, clients, summary)
-            << std::endl;
+  const absl::Duration wall = RunOnThreads(clients, [&](int i) {
+    client(BenchWindow(concurrency, clients, i), &intake);
+  });
+  const BenchSummary summary = intake.Summarize(wall);
+  ReportBenchPhase(system, "intake", concurrency, clients, summary);
   return summary;
 }
 

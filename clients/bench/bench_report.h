@@ -1,39 +1,35 @@
 // Shared by the side-by-side benchmark's clients (referral_bench_floor,
 // referral_bench_rabbitmq, referral_bench_redis; deploy/bench.sh drives
-// them): the payload file every system is sent, a latency recorder that
-// is cheap enough to call per message from many threads, and the one JSON
-// line per measured phase that deploy/bench.sh reads. The fields match
-// referral_loadgen --json's "submit" summary, plus p99.9.
+// them): the command line with the payload file every system is sent, a
+// latency recorder that is cheap enough to call per message from many
+// threads, and the one JSON line per measured phase that deploy/bench.sh
+// reads. The fields match referral_loadgen --json's "submit" summary, plus
+// p99.9.
 #ifndef REFERRAL_CLIENTS_BENCH_REPORT_H_
 #define REFERRAL_CLIENTS_BENCH_REPORT_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/function_ref.h"
-#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "latency_stats.h"
 
 namespace referral::clients {
 
-// The serialized fictitious referral, read whole. Refuses an empty file:
-// every system must be sent real bytes.
-absl::StatusOr<std::string> ReadBenchPayload(const std::string& path);
+// Parses the command line and reads the payload file (--payload, defined
+// here: the serialized fictitious referral, read whole). On failure prints
+// why, after `program`, and returns nullopt: the client exits 2. An empty
+// file is refused: every system must be sent real bytes.
+std::optional<std::string> StartBench(int argc, char** argv,
+                                      absl::string_view program);
 
-struct BenchSummary {
-  int64_t ok = 0;
-  int64_t failed = 0;
-  double seconds = 0;
-  double per_second = 0;
-  double p50_ms = 0;
-  double p99_ms = 0;
-  double p999_ms = 0;
-  double max_ms = 0;
-};
+using BenchSummary = LatencySummary;
 
 // Latencies of one phase. Each worker thread keeps its own vector and
 // merges it once at the end (Merge), so recording takes no lock.
@@ -55,9 +51,19 @@ std::string BenchJsonLine(absl::string_view system, absl::string_view phase,
                           int concurrency, int clients,
                           const BenchSummary& summary);
 
+// Prints the phase's JSON line on stdout. True when nothing failed and,
+// for `expected` >= 0, exactly that many succeeded.
+bool ReportBenchPhase(absl::string_view system, absl::string_view phase,
+                      int concurrency, int clients, const BenchSummary& summary,
+                      int64_t expected = -1);
+
 // Splits `concurrency` requests in flight over `clients` connections as
 // evenly as possible: the window of connection `index`.
 int BenchWindow(int concurrency, int clients, int index);
+
+// Runs body(0) ... body(count - 1) on threads of their own at once and
+// returns the wall time until the last has finished.
+absl::Duration RunOnThreads(int count, absl::FunctionRef<void(int)> body);
 
 // Runs one intake phase: `clients` threads, thread i calling
 // client(BenchWindow(concurrency, clients, i), recorder) and merging its

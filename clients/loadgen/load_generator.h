@@ -66,9 +66,6 @@ struct LoadReport {
   std::map<std::string, int64_t> decided_per_queue;
   bool drain_complete = false;  // meaningful only when draining
   std::string drain_note;       // why the drain stopped early, if it did
-  // p99.9 of successful submits (LatencySummary stops at p99; the
-  // side-by-side benchmark, deploy/bench.sh, reports p99.9 too).
-  double submit_p999_ms = 0;
   // From MeasureEndToEnd when asked for (referral_loadgen --e2e_probes).
   bool has_e2e = false;
   LatencySummary e2e;
