@@ -82,16 +82,16 @@ absl::Duration RunOnThreads(int count, absl::FunctionRef<void(int)> body) {
   return absl::Now() - start;
 }
 
-BenchSummary RunBenchIntake(
-    absl::string_view system, int concurrency, int clients,
+bool RunBenchIntake(
+    absl::string_view system, int concurrency, int clients, int64_t n,
     absl::FunctionRef<void(int window, BenchRecorder* recorder)> client) {
+  if (n <= 0) return true;
   BenchRecorder intake;
   const absl::Duration wall = RunOnThreads(clients, [&](int i) {
     client(BenchWindow(concurrency, clients, i), &intake);
   });
-  const BenchSummary summary = intake.Summarize(wall);
-  ReportBenchPhase(system, "intake", concurrency, clients, summary);
-  return summary;
+  return ReportBenchPhase(system, "intake", concurrency, clients,
+                          intake.Summarize(wall), n);
 }
 
 }  // namespace referral::clients

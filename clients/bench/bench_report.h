@@ -65,12 +65,12 @@ int BenchWindow(int concurrency, int clients, int index);
 // returns the wall time until the last has finished.
 absl::Duration RunOnThreads(int count, absl::FunctionRef<void(int)> body);
 
-// Runs one intake phase: `clients` threads, thread i calling
-// client(BenchWindow(concurrency, clients, i), recorder) and merging its
-// latencies into `recorder`; prints the phase's JSON line to stdout and
-// returns its summary.
-BenchSummary RunBenchIntake(
-    absl::string_view system, int concurrency, int clients,
+// Runs one intake phase of `n` messages: `clients` threads, thread i
+// calling client(BenchWindow(concurrency, clients, i), recorder) and
+// merging its latencies into `recorder`; prints the phase's JSON line to
+// stdout. True when all `n` succeeded (trivially for none).
+bool RunBenchIntake(
+    absl::string_view system, int concurrency, int clients, int64_t n,
     absl::FunctionRef<void(int window, BenchRecorder* recorder)> client);
 
 }  // namespace referral::clients

@@ -86,9 +86,9 @@ int RunBackup(const CliEnv& env, const Args& args) {
   if (!env.options.timeout_given) call.timeout = kBackupTimeout;
 
   if (action == "create") {
-    return Report(
-        env, command, client.CreateBackup(v1::CreateBackupRequest(), call),
-        [&](const auto& r) { *env.out << BackupLine(r.backup()) << "\n"; });
+    return ReportLine(env, command,
+                      client.CreateBackup(v1::CreateBackupRequest(), call),
+                      [](const auto& r) { return BackupLine(r.backup()); });
   }
   if (action == "list") {
     const absl::StatusOr<v1::ListBackupsResponse> response =
@@ -105,10 +105,9 @@ int RunBackup(const CliEnv& env, const Args& args) {
   v1::VerifyBackupRequest request;
   request.set_backup_id(env.options.backup_id);
   // DATA_LOSS (a damaged file, named by the broker) or NOT_FOUND.
-  return Report(env, command, client.VerifyBackup(request, call),
-                [&](const auto& r) {
-                  *env.out << VerifiedBackupLine(r.backup()) << "\n";
-                });
+  return ReportLine(
+      env, command, client.VerifyBackup(request, call),
+      [](const auto& r) { return VerifiedBackupLine(r.backup()); });
 }
 
 }  // namespace

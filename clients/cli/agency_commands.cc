@@ -35,8 +35,8 @@ int RunSubmit(const CliEnv& env, const Args& args) {
   }
   const absl::StatusOr<v1::SubmitReferralResponse> response =
       Client(env).SubmitReferral(request, Unary(env));
-  const int code = Report(env, "submit", response, [&](const auto& r) {
-    *env.out << SubmitLine(r, key) << "\n";
+  const int code = ReportLine(env, "submit", response, [&](const auto& r) {
+    return SubmitLine(r, key);
   });
   if (!response.ok()) {
     // After a timeout or a lost connection the referral may or may not be
@@ -50,9 +50,9 @@ int RunSubmit(const CliEnv& env, const Args& args) {
 int RunStatus(const CliEnv& env, const Args& args) {
   v1::GetReferralStatusRequest request;
   request.set_referral_id(args[0]);
-  return Report(env, "status",
-                Client(env).GetReferralStatus(request, Unary(env)),
-                [&](const auto& r) { *env.out << StatusLines(r) << "\n"; });
+  return ReportLine(env, "status",
+                    Client(env).GetReferralStatus(request, Unary(env)),
+                    StatusLines);
 }
 
 int RunOutcomes(const CliEnv& env, const Args& args) {
@@ -70,9 +70,9 @@ int RunOutcomes(const CliEnv& env, const Args& args) {
 int RunAck(const CliEnv& env, const Args& args) {
   v1::AcknowledgeOutcomeRequest request;
   request.set_referral_id(args[0]);
-  return Report(
-      env, "ack", Client(env).AcknowledgeOutcome(request, Unary(env)),
-      [&](const auto& r) { *env.out << AckLine(args[0], r) << "\n"; });
+  return ReportLine(env, "ack",
+                    Client(env).AcknowledgeOutcome(request, Unary(env)),
+                    [&](const auto& r) { return AckLine(args[0], r); });
 }
 
 }  // namespace

@@ -64,6 +64,24 @@ int Report(const CliEnv& env, absl::string_view command,
   return kExitOk;
 }
 
+// Report for a response shown as one line (or block): `line(response)`.
+template <typename Response, typename Line>
+int ReportLine(const CliEnv& env, absl::string_view command,
+               const absl::StatusOr<Response>& response, Line line) {
+  return Report(env, command, response,
+                [&](const Response& r) { *env.out << line(r) << "\n"; });
+}
+
+// A request about the referral the command names (args[0]) under the lease
+// of --token.
+template <typename Request>
+Request Leased(const CliEnv& env, const std::vector<std::string>& args) {
+  Request request;
+  request.set_referral_id(args[0]);
+  request.set_lease_token(env.options.token);
+  return request;
+}
+
 // One line per item, `line(item)` each.
 template <typename Items, typename Line>
 void PrintLines(const CliEnv& env, const Items& items, Line line) {
@@ -80,8 +98,16 @@ void PrintPage(const CliEnv& env, const Items& items, Line line,
   *env.out << PageLine(what, items.size(), next_page_token) << more << "\n";
 }
 
-// The page the command line asks for (--page_size, --page_token).
-v1::PageRequest Page(const CliEnv& env);
+// A request for a page of the queue the command names (args[0]), the page
+// the command line asks for (--page_size, --page_token).
+template <typename Request>
+Request QueuePage(const CliEnv& env, const std::vector<std::string>& args) {
+  Request request;
+  request.set_queue(args[0]);
+  request.mutable_page()->set_page_size(env.options.page_size);
+  request.mutable_page()->set_page_token(env.options.page_token);
+  return request;
+}
 
 }  // namespace referral::clients
 

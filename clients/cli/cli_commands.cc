@@ -72,13 +72,6 @@ int RpcError(const CliEnv& env, absl::string_view command,
   return kExitRpcError;
 }
 
-v1::PageRequest Page(const CliEnv& env) {
-  v1::PageRequest page;
-  page.set_page_size(env.options.page_size);
-  page.set_page_token(env.options.page_token);
-  return page;
-}
-
 std::string PageLine(absl::string_view what, int count,
                      absl::string_view next_page_token) {
   return absl::StrCat("page ", what, "=", count,

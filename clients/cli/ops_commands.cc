@@ -119,9 +119,7 @@ int RunHealth(const CliEnv& env, const Args& args) {
 }
 
 int RunDeadLetters(const CliEnv& env, const Args& args) {
-  v1::ListDeadLettersRequest request;
-  request.set_queue(args[0]);
-  *request.mutable_page() = Page(env);
+  const auto request = QueuePage<v1::ListDeadLettersRequest>(env, args);
   return Report(env, "dead-letters",
                 Client(env).ListDeadLetters(request, Unary(env)),
                 [&](const v1::ListDeadLettersResponse& r) {
@@ -133,9 +131,9 @@ int RunDeadLetters(const CliEnv& env, const Args& args) {
 int RunRequeue(const CliEnv& env, const Args& args) {
   v1::RequeueDeadLetterRequest request;
   request.set_referral_id(args[0]);
-  return Report(
-      env, "requeue", Client(env).RequeueDeadLetter(request, Unary(env)),
-      [&](const auto& r) { *env.out << RequeueLine(args[0], r) << "\n"; });
+  return ReportLine(env, "requeue",
+                    Client(env).RequeueDeadLetter(request, Unary(env)),
+                    [&](const auto& r) { return RequeueLine(args[0], r); });
 }
 
 }  // namespace

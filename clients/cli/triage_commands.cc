@@ -34,9 +34,7 @@ std::string WorkerName(const CliOptions& options) {
 }
 
 int RunList(const CliEnv& env, const Args& args) {
-  v1::ListQueueRequest request;
-  request.set_queue(args[0]);
-  *request.mutable_page() = Page(env);
+  const auto request = QueuePage<v1::ListQueueRequest>(env, args);
   return Report(env, "list", Client(env).ListQueue(request, Unary(env)),
                 [&](const v1::ListQueueResponse& r) {
                   PrintPage(env, r.entries(), QueueEntryLine, "entries",
@@ -69,23 +67,18 @@ int RunExtend(const CliEnv& env, const Args& args) {
   if (env.options.lease_seconds <= 0) {
     return UsageError(env, "extend", "--lease_seconds must be at least 1");
   }
-  v1::ExtendClaimRequest request;
-  request.set_referral_id(args[0]);
-  request.set_lease_token(env.options.token);
+  auto request = Leased<v1::ExtendClaimRequest>(env, args);
   request.set_lease_seconds(env.options.lease_seconds);
-  return Report(
-      env, "extend", Client(env).ExtendClaim(request, Unary(env)),
-      [&](const auto& r) { *env.out << ExtendLine(args[0], r) << "\n"; });
+  return ReportLine(env, "extend", Client(env).ExtendClaim(request, Unary(env)),
+                    [&](const auto& r) { return ExtendLine(args[0], r); });
 }
 
 int RunRelease(const CliEnv& env, const Args& args) {
-  v1::ReleaseReferralRequest request;
-  request.set_referral_id(args[0]);
-  request.set_lease_token(env.options.token);
+  auto request = Leased<v1::ReleaseReferralRequest>(env, args);
   request.set_reason(env.options.reason);
-  return Report(
-      env, "release", Client(env).ReleaseReferral(request, Unary(env)),
-      [&](const auto& r) { *env.out << ReleaseLine(args[0], r) << "\n"; });
+  return ReportLine(env, "release",
+                    Client(env).ReleaseReferral(request, Unary(env)),
+                    [&](const auto& r) { return ReleaseLine(args[0], r); });
 }
 
 int RunDecide(const CliEnv& env, const Args& args) {
@@ -93,16 +86,13 @@ int RunDecide(const CliEnv& env, const Args& args) {
   if (!decision.ok()) {
     return UsageError(env, "decide", decision.status().message());
   }
-  v1::RecordDecisionRequest request;
-  request.set_referral_id(args[0]);
-  request.set_lease_token(env.options.token);
+  auto request = Leased<v1::RecordDecisionRequest>(env, args);
   request.set_decision(*decision);
   request.set_rationale(env.options.rationale);
   request.set_feedback(env.options.feedback);
-  return Report(env, "decide", Client(env).RecordDecision(request, Unary(env)),
-                [&](const auto& r) {
-                  *env.out << DecideLine(args[0], *decision, r) << "\n";
-                });
+  return ReportLine(
+      env, "decide", Client(env).RecordDecision(request, Unary(env)),
+      [&](const auto& r) { return DecideLine(args[0], *decision, r); });
 }
 
 int RunWatch(const CliEnv& env, const Args& args) {
@@ -143,9 +133,7 @@ std::string NoticeLine(const v1::Notice& notice) {
 }
 
 int RunNotices(const CliEnv& env, const Args& args) {
-  v1::ListNoticesRequest request;
-  request.set_queue(args[0]);
-  *request.mutable_page() = Page(env);
+  const auto request = QueuePage<v1::ListNoticesRequest>(env, args);
   return Report(env, "notices", Client(env).ListNotices(request, Unary(env)),
                 [&](const v1::ListNoticesResponse& r) {
                   PrintPage(env, r.notices(), NoticeLine, "notices",

@@ -148,6 +148,19 @@ absl::StatusOr<ConsoleGateway::ConsoleClaim> ConsoleGateway::ClaimHeldBy(
   return *std::move(claim);
 }
 
+void ConsoleGateway::ForgetClaim(const std::string& referral_id,
+                                 const absl::Status& status,
+                                 std::optional<Finished> finished) {
+  // Done, or the lease was already gone: either way the console no longer
+  // holds the claim (and forgets its content).
+  if (!status.ok() && !absl::IsFailedPrecondition(status)) return;
+  absl::MutexLock lock(&mu_);
+  claims_.erase(referral_id);
+  if (status.ok() && finished.has_value()) {
+    finished_[referral_id] = *std::move(finished);
+  }
+}
+
 template <typename Request>
 absl::StatusOr<Request> ConsoleGateway::LeasedRequest(
     const std::string& user, const std::string& referral_id) {
@@ -159,14 +172,19 @@ absl::StatusOr<Request> ConsoleGateway::LeasedRequest(
   return request;
 }
 
+absl::StatusOr<v1::ListQueueResponse> ConsoleGateway::FirstPage(
+    const std::string& user, const std::string& queue, int page_size) const {
+  v1::ListQueueRequest request;
+  request.set_queue(queue);
+  request.mutable_page()->set_page_size(page_size);
+  return client_.ListQueue(request, CallFor(user));
+}
+
 absl::StatusOr<json> ConsoleGateway::ListQueues(const std::string& user) {
   json queues = json::array();
   for (const std::string& queue : options_.queues) {
-    v1::ListQueueRequest request;
-    request.set_queue(queue);
-    request.mutable_page()->set_page_size(200);
     absl::StatusOr<v1::ListQueueResponse> response =
-        client_.ListQueue(request, CallFor(user));
+        FirstPage(user, queue, 200);
     if (!response.ok()) return response.status();
     json entries = json::array();
     for (const v1::QueueEntry& entry : response->entries()) {
@@ -289,11 +307,8 @@ absl::StatusOr<json> ConsoleGateway::GetReferral(
   }
   // Waiting: found in its queue's first page, with its place in line.
   for (const std::string& queue : options_.queues) {
-    v1::ListQueueRequest request;
-    request.set_queue(queue);
-    request.mutable_page()->set_page_size(500);
     absl::StatusOr<v1::ListQueueResponse> response =
-        client_.ListQueue(request, CallFor(user));
+        FirstPage(user, queue, 500);
     if (!response.ok()) return response.status();
     for (int i = 0; i < response->entries_size(); ++i) {
       if (response->entries(i).referral_id() != referral_id) continue;
@@ -340,12 +355,7 @@ absl::StatusOr<json> ConsoleGateway::Release(const std::string& user,
   request->set_reason(reason);
   absl::StatusOr<v1::ReleaseReferralResponse> response =
       client_.ReleaseReferral(*request, CallFor(user));
-  if (response.ok() || absl::IsFailedPrecondition(response.status())) {
-    // Released, or the lease was already gone: either way the console no
-    // longer holds it (and forgets its content).
-    absl::MutexLock lock(&mu_);
-    claims_.erase(referral_id);
-  }
+  ForgetClaim(referral_id, response.status(), std::nullopt);
   if (!response.ok()) return response.status();
   return json{{"state", ShortName(response->state())}};
 }
@@ -365,15 +375,10 @@ absl::StatusOr<json> ConsoleGateway::Decide(const std::string& user,
   request->set_feedback(feedback);
   absl::StatusOr<v1::RecordDecisionResponse> response =
       client_.RecordDecision(*request, CallFor(user));
-  if (response.ok() || absl::IsFailedPrecondition(response.status())) {
-    absl::MutexLock lock(&mu_);
-    claims_.erase(referral_id);
-    if (response.ok()) {
-      finished_[referral_id] =
-          Finished{user, absl::StrCat("decided: ", ShortName(*parsed)),
-                   FromTimestamp(response->decided_at())};
-    }
-  }
+  ForgetClaim(referral_id, response.status(),
+              Finished{user, absl::StrCat("decided: ", ShortName(*parsed)),
+                       response.ok() ? FromTimestamp(response->decided_at())
+                                     : absl::Time()});
   if (!response.ok()) return response.status();
   return json{{"decided_at", Rfc3339(FromTimestamp(response->decided_at()))},
               {"state", ShortName(response->state())}};

@@ -161,6 +161,10 @@ class ConsoleGateway {
 
   // A unary call made for `user` (none: the gateway's own).
   CallOptions CallFor(const std::string& user) const;
+  // The head of `queue`, up to `page_size` entries, as `user` lists it.
+  absl::StatusOr<v1::ListQueueResponse> FirstPage(const std::string& user,
+                                                  const std::string& queue,
+                                                  int page_size) const;
   void WatchLoop(std::string queue);
   void SampleLoop();
   void OnQueueEvent(const v1::QueueEvent& event);
@@ -168,6 +172,10 @@ class ConsoleGateway {
   std::optional<ConsoleClaim> FindClaim(const std::string& referral_id);
   absl::StatusOr<ConsoleClaim> ClaimHeldBy(const std::string& user,
                                            const std::string& referral_id);
+  // After a release or decision that answered `status`; `finished`, what
+  // the console remembers of a successful one.
+  void ForgetClaim(const std::string& referral_id, const absl::Status& status,
+                   std::optional<Finished> finished);
   // A request under `user`'s claim of `referral_id`: its referral id and
   // lease token set (the token never leaves the gateway).
   template <typename Request>

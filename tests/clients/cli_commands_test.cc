@@ -81,13 +81,10 @@ class CliCommandsTest : public ::testing::Test {
   bool out_is_terminal_ = false;
 };
 
+// Occurrences of `what` in `text`, not overlapping.
 int Count(const std::string& text, const std::string& what) {
-  int n = 0;
-  for (size_t at = text.find(what); at != std::string::npos;
-       at = text.find(what, at + what.size())) {
-    ++n;
-  }
-  return n;
+  const std::vector<absl::string_view> pieces = absl::StrSplit(text, what);
+  return static_cast<int>(pieces.size()) - 1;
 }
 
 google::protobuf::Duration Seconds(int64_t seconds) {

@@ -148,15 +148,20 @@ amqp_basic_properties_t PersistentProperties() {
   return props;
 }
 
+// Opens `c` for a worker; on failure says why and marks the run broken.
+bool OpenForWorker(Connection& c, Shared* shared) {
+  const absl::Status opened = c.Open();
+  if (opened.ok()) return true;
+  std::cerr << "referral_bench_rabbitmq: " << opened << "\n";
+  shared->broken = true;
+  return false;
+}
+
 void Publisher(Shared* shared, int window, BenchRecorder* recorder) {
   Connection c;
+  if (!OpenForWorker(c, shared)) return;
   std::vector<double> latencies;
   int64_t failed = 0;
-  if (absl::Status s = c.Open(); !s.ok()) {
-    std::cerr << "referral_bench_rabbitmq: " << s << "\n";
-    shared->broken = true;
-    return;
-  }
   amqp_confirm_select(c.get(), kChannel);
   if (absl::Status s = ReplyStatus(c.get(), "confirm.select"); !s.ok()) {
     std::cerr << "referral_bench_rabbitmq: " << s << "\n";
@@ -230,13 +235,9 @@ void Publisher(Shared* shared, int window, BenchRecorder* recorder) {
 
 void Consumer(Shared* shared, int worker, BenchRecorder* recorder) {
   Connection c;
+  if (!OpenForWorker(c, shared)) return;
   std::vector<double> latencies;
   int64_t failed = 0;
-  if (absl::Status s = c.Open(); !s.ok()) {
-    std::cerr << "referral_bench_rabbitmq: " << s << "\n";
-    shared->broken = true;
-    return;
-  }
   amqp_basic_qos(c.get(), kChannel, 0,
                  static_cast<uint16_t>(absl::GetFlag(FLAGS_drain_batch)), 0);
   amqp_basic_consume(c.get(), kChannel, Bytes(shared->queue),
@@ -363,15 +364,11 @@ int Main(int argc, char** argv) {
     return 1;
   }
 
-  bool ok = true;
-  if (shared.n > 0) {
-    const BenchSummary s =
-        RunBenchIntake(label, concurrency, clients,
-                       [&shared](int window, BenchRecorder* recorder) {
-                         Publisher(&shared, window, recorder);
-                       });
-    ok = ok && s.failed == 0 && s.ok == shared.n && !shared.broken;
-  }
+  bool ok = RunBenchIntake(label, concurrency, clients, shared.n,
+                           [&shared](int window, BenchRecorder* recorder) {
+                             Publisher(&shared, window, recorder);
+                           }) &&
+            !shared.broken;
 
   if (absl::GetFlag(FLAGS_drain) && shared.n > 0 && ok) {
     BenchRecorder drain;

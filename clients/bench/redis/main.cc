@@ -266,15 +266,11 @@ int Main(int argc, char** argv) {
     return 1;
   }
 
-  bool ok = true;
-  if (shared.n > 0) {
-    const BenchSummary s =
-        RunBenchIntake(label, concurrency, clients,
-                       [&shared](int window, BenchRecorder* recorder) {
-                         IntakeClient(&shared, window, recorder);
-                       });
-    ok = ok && s.failed == 0 && s.ok == shared.n && !shared.broken;
-  }
+  bool ok = RunBenchIntake(label, concurrency, clients, shared.n,
+                           [&shared](int window, BenchRecorder* recorder) {
+                             IntakeClient(&shared, window, recorder);
+                           }) &&
+            !shared.broken;
 
   if (absl::GetFlag(FLAGS_drain) && shared.n > 0) {
     BenchRecorder reads, acks;
