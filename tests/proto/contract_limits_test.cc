@@ -19,65 +19,63 @@ namespace {
 using google::protobuf::Descriptor;
 using google::protobuf::FieldDescriptor;
 
-const FieldDescriptor& Field(const Descriptor* message,
-                             const std::string& name) {
+// The field `name` of `message`; fails the test when there is none.
+const FieldDescriptor* Field(const Descriptor* message, const char* name) {
   const FieldDescriptor* field = message->FindFieldByName(name);
   EXPECT_NE(field, nullptr) << message->full_name() << "." << name;
-  return *field;
+  return field;
 }
 
-FieldLimits Limits(uint32_t max_bytes, uint32_t max_items,
-                   uint32_t max_item_bytes) {
-  return FieldLimits{max_bytes, max_items, max_item_bytes};
+// A limit as referral.proto or broker.proto states it.
+struct Declared {
+  const Descriptor* message;
+  const char* field;
+  FieldLimits limits;  // max_bytes, max_items, max_item_bytes
+};
+
+TEST(ContractLimitsTest, FieldsCarryTheLimitsTheProtoStates) {
+  const Declared kDeclared[] = {
+      // Strings and their byte limits.
+      {Referral::descriptor(), "description", {20000, 0, 0}},
+      {Child::descriptor(), "given_name", {100, 0, 0}},
+      {Referrer::descriptor(), "email", {254, 0, 0}},
+      {Address::descriptor(), "town", {80, 0, 0}},
+      {Consent::descriptor(), "reason_shared_without_consent", {2000, 0, 0}},
+      // Lists, their counts and their items' byte limits.
+      {Referral::descriptor(), "children", {0, 10, 0}},
+      {Referral::descriptor(), "household_members", {0, 20, 0}},
+      {Referral::descriptor(), "concerns", {0, 22, 0}},
+      {Referral::descriptor(), "cin_factor_codes", {0, 30, 4}},
+      {Address::descriptor(), "lines", {0, 4, 120}},
+      {Child::descriptor(), "other_names", {0, 5, 100}},
+      // The service's requests.
+      {SubmitReferralRequest::descriptor(), "idempotency_key", {128, 0, 0}},
+      {SubmitReferralsRequest::descriptor(), "referrals", {0, 500, 0}},
+      {RecordDecisionRequest::descriptor(), "rationale", {10000, 0, 0}},
+      {ReleaseReferralRequest::descriptor(), "reason", {500, 0, 0}},
+  };
+  for (const Declared& declared : kDeclared) {
+    const FieldDescriptor* field = Field(declared.message, declared.field);
+    if (field == nullptr) continue;
+    EXPECT_EQ(LimitsOf(*field), declared.limits) << field->full_name();
+  }
 }
 
-TEST(ContractLimitsTest, StringsCarryTheirByteLimits) {
-  EXPECT_EQ(LimitsOf(Field(Referral::descriptor(), "description")),
-            Limits(20000, 0, 0));
-  EXPECT_EQ(LimitsOf(Field(Child::descriptor(), "given_name")),
-            Limits(100, 0, 0));
-  EXPECT_EQ(LimitsOf(Field(Referrer::descriptor(), "email")),
-            Limits(254, 0, 0));
-  EXPECT_EQ(LimitsOf(Field(Address::descriptor(), "town")), Limits(80, 0, 0));
-  EXPECT_EQ(ValueByteLimit(
-                Field(Consent::descriptor(), "reason_shared_without_consent")),
-            2000u);
-}
-
-TEST(ContractLimitsTest, ListsCarryTheirCountsAndItemLimits) {
-  EXPECT_EQ(LimitsOf(Field(Referral::descriptor(), "children")),
-            Limits(0, 10, 0));
-  EXPECT_EQ(LimitsOf(Field(Referral::descriptor(), "household_members")),
-            Limits(0, 20, 0));
-  EXPECT_EQ(LimitsOf(Field(Referral::descriptor(), "concerns")),
-            Limits(0, 22, 0));
-  EXPECT_EQ(LimitsOf(Field(Referral::descriptor(), "cin_factor_codes")),
-            Limits(0, 30, 4));
-  EXPECT_EQ(LimitsOf(Field(Address::descriptor(), "lines")), Limits(0, 4, 120));
-  // Each item of a repeated string is held to max_item_bytes.
-  EXPECT_EQ(ValueByteLimit(Field(Child::descriptor(), "other_names")), 100u);
-  EXPECT_EQ(ValueByteLimit(Field(Referral::descriptor(), "children")), 0u);
-}
-
-TEST(ContractLimitsTest, TheServiceRequestsCarryTheirLimits) {
-  EXPECT_EQ(
-      LimitsOf(Field(SubmitReferralRequest::descriptor(), "idempotency_key")),
-      Limits(128, 0, 0));
-  EXPECT_EQ(LimitsOf(Field(SubmitReferralsRequest::descriptor(), "referrals")),
-            Limits(0, 500, 0));
-  EXPECT_EQ(
-      ValueByteLimit(Field(RecordDecisionRequest::descriptor(), "rationale")),
-      10000u);
-  EXPECT_EQ(
-      ValueByteLimit(Field(ReleaseReferralRequest::descriptor(), "reason")),
-      500u);
+TEST(ContractLimitsTest, EachValueIsHeldToItsOwnByteLimit) {
+  // A singular string to max_bytes, each item of a repeated one to
+  // max_item_bytes; a list of messages has none.
+  EXPECT_EQ(ValueByteLimit(*Field(Referral::descriptor(), "description")),
+            20000u);
+  EXPECT_EQ(ValueByteLimit(*Field(Child::descriptor(), "other_names")), 100u);
+  EXPECT_EQ(ValueByteLimit(*Field(Referral::descriptor(), "children")), 0u);
 }
 
 TEST(ContractLimitsTest, FieldsWithoutALimitReadAsZero) {
-  EXPECT_EQ(LimitsOf(Field(Referral::descriptor(), "immediate_risk")),
+  EXPECT_EQ(LimitsOf(*Field(Referral::descriptor(), "immediate_risk")),
             FieldLimits());
-  EXPECT_EQ(LimitsOf(Field(Child::descriptor(), "nhs_number")), FieldLimits());
-  EXPECT_EQ(LimitsOf(Field(CalendarDate::descriptor(), "year")), FieldLimits());
+  EXPECT_EQ(LimitsOf(*Field(Child::descriptor(), "nhs_number")), FieldLimits());
+  EXPECT_EQ(LimitsOf(*Field(CalendarDate::descriptor(), "year")),
+            FieldLimits());
 }
 
 // Every string and list reachable from a Referral is bounded, except the
