@@ -31,6 +31,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "bench_report.h"
+#include "peer_bench.h"
 
 ABSL_FLAG(std::string, host, "127.0.0.1", "RabbitMQ host");
 ABSL_FLAG(int, port, 5672, "AMQP port");
@@ -38,13 +39,6 @@ ABSL_FLAG(std::string, user, "guest", "user (guest may log in on loopback)");
 ABSL_FLAG(std::string, password, "guest", "password");
 ABSL_FLAG(std::string, queue, "referral-bench", "queue (deleted at the end)");
 ABSL_FLAG(std::string, queue_type, "quorum", "quorum or classic");
-ABSL_FLAG(int64_t, n, 10000, "messages to publish (and drain)");
-ABSL_FLAG(int, concurrency, 64, "unconfirmed messages in flight in all");
-ABSL_FLAG(int, clients, 16, "publishing connections (at most --concurrency)");
-ABSL_FLAG(bool, drain, true, "consume and acknowledge everything published");
-ABSL_FLAG(int, drain_workers, 4, "consumers");
-ABSL_FLAG(int, drain_batch, 50, "consumer prefetch");
-ABSL_FLAG(int64_t, e2e, 0, "end-to-end probes, one at a time (0: none)");
 ABSL_FLAG(std::string, label, "",
           "system name in the JSON (default: "
           "rabbitmq_<queue_type>)");
@@ -134,6 +128,7 @@ struct Shared {
   std::string payload;
   std::string queue;
   int64_t n = 0;
+  int drain_batch = 1;
   std::atomic<int64_t> next{0};
   std::atomic<int64_t> consumed{0};
   std::atomic<int64_t> redelivered{0};
@@ -239,7 +234,7 @@ void Consumer(Shared* shared, int worker, BenchRecorder* recorder) {
   std::vector<double> latencies;
   int64_t failed = 0;
   amqp_basic_qos(c.get(), kChannel, 0,
-                 static_cast<uint16_t>(absl::GetFlag(FLAGS_drain_batch)), 0);
+                 static_cast<uint16_t>(shared->drain_batch), 0);
   amqp_basic_consume(c.get(), kChannel, Bytes(shared->queue),
                      amqp_cstring_bytes(absl::StrCat("bench-", worker).c_str()),
                      0, /*no_ack=*/0, 0, amqp_empty_table);
@@ -350,9 +345,9 @@ int Main(int argc, char** argv) {
   Shared shared;
   shared.payload = *payload;
   shared.queue = absl::GetFlag(FLAGS_queue);
-  shared.n = absl::GetFlag(FLAGS_n);
-  const int concurrency = std::max(1, absl::GetFlag(FLAGS_concurrency));
-  const int clients = std::clamp(absl::GetFlag(FLAGS_clients), 1, concurrency);
+  const PeerBenchPlan plan = PeerBenchPlanFromFlags();
+  shared.n = plan.n;
+  shared.drain_batch = plan.drain_batch;
 
   Connection admin;
   if (absl::Status s = admin.Open(); !s.ok()) {
@@ -364,21 +359,21 @@ int Main(int argc, char** argv) {
     return 1;
   }
 
-  bool ok = RunBenchIntake(label, concurrency, clients, shared.n,
+  bool ok = RunBenchIntake(label, plan.concurrency, plan.clients, shared.n,
                            [&shared](int window, BenchRecorder* recorder) {
                              Publisher(&shared, window, recorder);
                            }) &&
             !shared.broken;
 
-  if (absl::GetFlag(FLAGS_drain) && shared.n > 0 && ok) {
+  if (plan.drain && shared.n > 0 && ok) {
     BenchRecorder drain;
-    const int workers = std::max(1, absl::GetFlag(FLAGS_drain_workers));
+    const int workers = plan.drain_workers;
     const absl::Duration wall =
         RunOnThreads(workers, [&](int w) { Consumer(&shared, w, &drain); });
     // Latencies here are each message's wait in amqp_consume_message plus
     // its ack's send: acks get no reply in AMQP, so unlike the broker's
     // RecordDecision and Redis's XACK nothing confirms they are on disk.
-    ok = ReportBenchPhase(label, "drain", concurrency, workers,
+    ok = ReportBenchPhase(label, "drain", plan.concurrency, workers,
                           drain.Summarize(wall), shared.n) &&
          ok && !shared.broken;
     if (shared.redelivered > 0) {
@@ -387,7 +382,7 @@ int Main(int argc, char** argv) {
     }
   }
 
-  if (const int64_t probes = absl::GetFlag(FLAGS_e2e); probes > 0) {
+  if (const int64_t probes = plan.e2e; probes > 0) {
     ok = ReportBenchPhase(label, "e2e", 1, 1, EndToEnd(shared, type, probes)) &&
          ok;
   }

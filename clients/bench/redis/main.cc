@@ -27,17 +27,11 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "bench_report.h"
+#include "peer_bench.h"
 
 ABSL_FLAG(std::string, host, "127.0.0.1", "Redis host");
 ABSL_FLAG(int, port, 6379, "Redis port");
 ABSL_FLAG(std::string, stream, "referral-bench", "stream key (reset first)");
-ABSL_FLAG(int64_t, n, 10000, "entries to add (and drain)");
-ABSL_FLAG(int, concurrency, 64, "XADDs in flight in all");
-ABSL_FLAG(int, clients, 16, "connections (at most --concurrency)");
-ABSL_FLAG(bool, drain, true, "read and acknowledge everything added");
-ABSL_FLAG(int, drain_workers, 4, "consumers in the group");
-ABSL_FLAG(int, drain_batch, 50, "XREADGROUP COUNT");
-ABSL_FLAG(int64_t, e2e, 0, "end-to-end probes, one at a time (0: none)");
 ABSL_FLAG(std::string, label, "redis_aof_always", "system name in the JSON");
 
 namespace referral::clients {
@@ -105,6 +99,7 @@ struct Shared {
   std::string payload;
   std::string stream;
   int64_t n = 0;
+  int drain_batch = 1;
   std::atomic<int64_t> next{0};
   std::atomic<bool> broken{false};
 };
@@ -152,7 +147,7 @@ void DrainWorker(Shared* shared, int worker, BenchRecorder* reads,
     return;
   }
   const std::string consumer = absl::StrCat("bench-", worker);
-  const std::string count = absl::StrCat(absl::GetFlag(FLAGS_drain_batch));
+  const std::string count = absl::StrCat(shared->drain_batch);
   std::vector<double> read_ms, ack_ms;
   int64_t read_failed = 0, ack_failed = 0;
   while (true) {
@@ -250,9 +245,9 @@ int Main(int argc, char** argv) {
   Shared shared;
   shared.payload = *payload;
   shared.stream = absl::GetFlag(FLAGS_stream);
-  shared.n = absl::GetFlag(FLAGS_n);
-  const int concurrency = std::max(1, absl::GetFlag(FLAGS_concurrency));
-  const int clients = std::clamp(absl::GetFlag(FLAGS_clients), 1, concurrency);
+  const PeerBenchPlan plan = PeerBenchPlanFromFlags();
+  shared.n = plan.n;
+  shared.drain_batch = plan.drain_batch;
   const std::string label = absl::GetFlag(FLAGS_label);
 
   Context admin = Connect();
@@ -266,25 +261,25 @@ int Main(int argc, char** argv) {
     return 1;
   }
 
-  bool ok = RunBenchIntake(label, concurrency, clients, shared.n,
+  bool ok = RunBenchIntake(label, plan.concurrency, plan.clients, shared.n,
                            [&shared](int window, BenchRecorder* recorder) {
                              IntakeClient(&shared, window, recorder);
                            }) &&
             !shared.broken;
 
-  if (absl::GetFlag(FLAGS_drain) && shared.n > 0) {
+  if (plan.drain && shared.n > 0) {
     BenchRecorder reads, acks;
-    const int workers = std::max(1, absl::GetFlag(FLAGS_drain_workers));
+    const int workers = plan.drain_workers;
     const absl::Duration wall = RunOnThreads(
         workers, [&](int w) { DrainWorker(&shared, w, &reads, &acks); });
     // The drain's rate is entries acknowledged per second; its latencies
     // are the XACKs' (the durable step, like RecordDecision).
-    ok = ReportBenchPhase(label, "drain", concurrency, workers,
+    ok = ReportBenchPhase(label, "drain", plan.concurrency, workers,
                           acks.Summarize(wall), shared.n) &&
          ok && !shared.broken;
   }
 
-  if (const int64_t probes = absl::GetFlag(FLAGS_e2e); probes > 0) {
+  if (const int64_t probes = plan.e2e; probes > 0) {
     ok = ReportBenchPhase(label, "e2e", 1, 1, EndToEnd(shared, probes)) && ok;
   }
   Command(admin.get(), {"DEL", shared.stream});
