@@ -1,6 +1,6 @@
 // referral_cli: the command-line client of the referral broker for partner
 // agencies, front-door triage staff and operations. `referral_cli --help`
-// lists the commands; clients/src/cli_commands.h describes them and the
+// lists the commands; clients/cli/cli_commands.h describes them and the
 // exit codes. This file only turns the command line into options.
 #include <signal.h>
 #include <unistd.h>
@@ -20,19 +20,10 @@
 #include "broker_channel.h"
 #include "cli_args.h"
 #include "cli_commands.h"
+#include "connection_flags.h"
 
-// Connection flags: every command accepts them (see ChannelOptionsFromFlags).
-ABSL_FLAG(std::string, server, "127.0.0.1:50051", "broker address");
-ABSL_FLAG(std::string, ca, "",
-          "PEM CA bundle for the broker's certificate; turns on TLS "
-          "(default: $REFERRAL_CA)");
-ABSL_FLAG(std::string, cert, "",
-          "PEM client certificate for mutual TLS (default: $REFERRAL_CERT)");
-ABSL_FLAG(std::string, key, "",
-          "PEM private key of --cert (default: $REFERRAL_KEY)");
-ABSL_FLAG(std::string, tls_server_name, "",
-          "name the broker's certificate must carry, if not the --server "
-          "host");
+// Connection flags: every command accepts them, those of
+// connection_flags.h and these.
 ABSL_FLAG(std::string, on_behalf_of, "",
           "staff member the call is made for, sent to the broker's audit "
           "trail");
@@ -72,9 +63,12 @@ namespace {
 constexpr char kProgram[] = "referral_cli";
 
 const std::vector<std::string>& GlobalFlags() {
-  static const auto* const kFlags = new std::vector<std::string>{
-      "server",          "json",         "timeout",  "ca", "cert", "key",
-      "tls_server_name", "on_behalf_of", "plaintext"};
+  static const auto* const kFlags = [] {
+    auto* flags = new std::vector<std::string>(ConnectionFlagNames());
+    flags->insert(flags->end(),
+                  {"json", "timeout", "on_behalf_of", "plaintext"});
+    return flags;
+  }();
   return *kFlags;
 }
 
@@ -90,28 +84,6 @@ bool IsOwnFlag(absl::string_view name) {
     if (Contains(spec.flags, name)) return true;
   }
   return false;
-}
-
-// `given`: the flags on the command line. --ca, --cert and --key fall back
-// on REFERRAL_CA, REFERRAL_CERT and REFERRAL_KEY when not given.
-ChannelOptions ChannelOptionsFromFlags(const std::vector<std::string>& given) {
-  const auto flag = [&given](absl::string_view name, const std::string& value) {
-    return Contains(given, name) ? std::optional<std::string>(value)
-                                 : std::nullopt;
-  };
-  ChannelOptions options;
-  options.address = absl::GetFlag(FLAGS_server);
-  options.user_agent = "referral_cli";
-  options.on_behalf_of = absl::GetFlag(FLAGS_on_behalf_of);
-  if (absl::GetFlag(FLAGS_plaintext)) return options;
-  options.ca_file =
-      FlagOrEnvironment(flag("ca", absl::GetFlag(FLAGS_ca)), kCaEnv);
-  options.cert_file =
-      FlagOrEnvironment(flag("cert", absl::GetFlag(FLAGS_cert)), kCertEnv);
-  options.key_file =
-      FlagOrEnvironment(flag("key", absl::GetFlag(FLAGS_key)), kKeyEnv);
-  options.tls_server_name = absl::GetFlag(FLAGS_tls_server_name);
-  return options;
 }
 
 CliOptions CliOptionsFromFlags(const std::vector<std::string>& given) {
@@ -244,8 +216,12 @@ int Main(int argc, char** argv) {
 
   static CallCanceller canceller;
   HandleSignalsOnThread(&canceller);
+  ChannelOptions channel_options =
+      ChannelOptionsFromFlags(given, /*tls=*/!absl::GetFlag(FLAGS_plaintext));
+  channel_options.user_agent = "referral_cli";
+  channel_options.on_behalf_of = absl::GetFlag(FLAGS_on_behalf_of);
   absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
-      ConnectToBroker(ChannelOptionsFromFlags(given));
+      ConnectToBroker(channel_options);
   if (!channel.ok()) return Usage(channel.status().message());
 
   CliEnv env;

@@ -28,6 +28,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "base/json_log.h"
 #include "broker_channel.h"
 #include "console_gateway.h"
 #include "console_server.h"
@@ -68,7 +69,8 @@ ABSL_FLAG(int, argon2_memory_kib, 64 * 1024, "add-user: Argon2id memory (KiB)");
 
 namespace {
 
-using referral::clients::LogConsoleEvent;
+using referral::LogEvent;
+using referral::LogLevel;
 
 std::string DefaultWebRoot(const char* argv0) {
   std::error_code error;
@@ -175,10 +177,10 @@ int ServeCommand(const char* argv0, const sigset_t& signals) {
     return 2;
   }
   if (channel_options.ca_file.empty()) {
-    LogConsoleEvent("warning", "broker_plaintext",
-                    {{"reason",
-                      "no --ca: plaintext to the broker "
-                      "(development only)"}});
+    LogEvent(LogLevel::kWarning, "broker_plaintext",
+             {{"reason",
+               "no --ca: plaintext to the broker "
+               "(development only)"}});
   }
 
   referral::clients::GatewayOptions gateway_options;
@@ -209,43 +211,45 @@ int ServeCommand(const char* argv0, const sigset_t& signals) {
   server_options.http_threads =
       static_cast<int>(gateway_options.max_event_streams) + 16;
 
-  referral::clients::SetConsoleDebugLogging(absl::GetFlag(FLAGS_log_requests));
+  // Debug lines (one per HTTP request) only when asked for.
+  if (absl::GetFlag(FLAGS_log_requests))
+    referral::SetLogLevel(LogLevel::kDebug);
 
   auto server =
       referral::clients::ConsoleServer::Create(server_options, &gateway);
   if (!server.ok()) {
-    LogConsoleEvent("error", "console_start_failed",
-                    {{"reason", std::string(server.status().message())}});
+    LogEvent(LogLevel::kError, "console_start_failed",
+             {{"reason", std::string(server.status().message())}});
     return 1;
   }
   gateway.Start();
   const std::string port_file = absl::GetFlag(FLAGS_port_file);
   if (!port_file.empty() && !WritePortFile(port_file, (*server)->port())) {
-    LogConsoleEvent("error", "console_start_failed",
-                    {{"reason", "--port_file: cannot write"}});
+    LogEvent(LogLevel::kError, "console_start_failed",
+             {{"reason", "--port_file: cannot write"}});
     return 1;
   }
-  LogConsoleEvent("info", "console_started",
-                  {{"port", absl::StrCat((*server)->port())},
-                   {"broker", channel_options.address}});
+  LogEvent(LogLevel::kInfo, "console_started",
+           {{"port", absl::StrCat((*server)->port())},
+            {"broker", channel_options.address}});
 
   std::thread waiter([&server, signals] {
     int received = 0;
     sigwait(&signals, &received);
-    LogConsoleEvent("info", "console_stopping",
-                    {{"signal", absl::StrCat(received)}});
+    LogEvent(LogLevel::kInfo, "console_stopping",
+             {{"signal", absl::StrCat(received)}});
     (*server)->Stop();
   });
   absl::Status served = (*server)->Serve();
   if (!served.ok()) {
-    LogConsoleEvent("error", "console_failed",
-                    {{"reason", std::string(served.message())}});
+    LogEvent(LogLevel::kError, "console_failed",
+             {{"reason", std::string(served.message())}});
     // Wake the waiter so the process can exit.
     kill(getpid(), SIGTERM);
   }
   waiter.join();
   gateway.Stop();
-  LogConsoleEvent("info", "console_stopped");
+  LogEvent(LogLevel::kInfo, "console_stopped");
   return served.ok() ? 0 : 1;
 }
 

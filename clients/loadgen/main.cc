@@ -23,23 +23,12 @@
 #include "absl/time/time.h"
 #include "broker_channel.h"
 #include "cli_args.h"
+#include "connection_flags.h"
 #include "decision_names.h"
 #include "fictitious_referral.h"
 #include "load_generator.h"
 #include "referral_json.h"
 
-ABSL_FLAG(std::string, server, "127.0.0.1:50051", "broker address");
-ABSL_FLAG(std::string, ca, "",
-          "PEM CA bundle for the broker's certificate; turns on TLS "
-          "($REFERRAL_CA when not given)");
-ABSL_FLAG(std::string, cert, "",
-          "PEM client certificate for mutual TLS ($REFERRAL_CERT when not "
-          "given)");
-ABSL_FLAG(std::string, key, "",
-          "PEM private key of --cert ($REFERRAL_KEY when not given)");
-ABSL_FLAG(std::string, tls_server_name, "",
-          "name the broker's certificate must carry, if not the --server "
-          "host");
 ABSL_FLAG(int64_t, n, 10000, "referrals to submit");
 ABSL_FLAG(int, concurrency, 64, "submission calls in flight at once");
 ABSL_FLAG(int, batch, 1,
@@ -259,25 +248,9 @@ int Main(int argc, char** argv) {
     };
   }
 
-  // --ca, --cert and --key fall back on REFERRAL_CA, REFERRAL_CERT and
-  // REFERRAL_KEY when not on the command line.
-  const auto flag_if_given = [&given](absl::string_view name,
-                                      const std::string& value) {
-    return std::find(given.begin(), given.end(), name) != given.end()
-               ? std::optional<std::string>(value)
-               : std::nullopt;
-  };
-  ChannelOptions channel_options;
-  channel_options.address = absl::GetFlag(FLAGS_server);
+  ChannelOptions channel_options = ChannelOptionsFromFlags(given, true);
   channel_options.user_agent = "referral_loadgen";
   channel_options.dedicated_connection = channel_count > 1;
-  channel_options.ca_file =
-      FlagOrEnvironment(flag_if_given("ca", absl::GetFlag(FLAGS_ca)), kCaEnv);
-  channel_options.cert_file = FlagOrEnvironment(
-      flag_if_given("cert", absl::GetFlag(FLAGS_cert)), kCertEnv);
-  channel_options.key_file = FlagOrEnvironment(
-      flag_if_given("key", absl::GetFlag(FLAGS_key)), kKeyEnv);
-  channel_options.tls_server_name = absl::GetFlag(FLAGS_tls_server_name);
   std::vector<std::shared_ptr<grpc::Channel>> channels;
   for (int i = 0; i < channel_count; ++i) {
     absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =

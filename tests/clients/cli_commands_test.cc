@@ -16,6 +16,7 @@
 #include "absl/synchronization/notification.h"
 #include "broker_channel.h"
 #include "cli_format.h"
+#include "cli_runner.h"
 #include "fake_broker.h"
 #include "fictitious_referral.h"
 #include "grpc/health/v1/health.pb.h"
@@ -31,18 +32,12 @@ using ::testing::MatchesRegex;
 using ::testing::Not;
 using ::testing::StartsWith;
 
-struct Result {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
+using Result = CliResult;
 
 class CliCommandsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ChannelOptions options;
-    options.address = broker_.address();
-    channel_ = *ConnectToBroker(options);
+    channel_ = ChannelTo(broker_.address());
     referral_path_ = tmp_.Sub("referral.json");
     std::ofstream(referral_path_)
         << ToJson(MakeFictitiousReferral(1, "cambs-police"));
@@ -52,21 +47,8 @@ class CliCommandsTest : public ::testing::Test {
              CliOptions options = {}, std::vector<std::string> given = {},
              CallCanceller* canceller = nullptr,
              std::ostream* watched_out = nullptr) {
-    std::ostringstream out, err;
-    CliEnv env;
-    env.channel = channel_;
-    env.options = options;
-    env.out = watched_out != nullptr ? watched_out : &out;
-    env.err = &err;
-    env.out_is_terminal = out_is_terminal_;
-    env.canceller = canceller;
-    const CommandSpec* spec = FindCommand(command);
-    EXPECT_NE(spec, nullptr) << command;
-    Result r;
-    r.code = RunCommand(*spec, env, args, given);
-    r.out = out.str();
-    r.err = err.str();
-    return r;
+    return RunCli(channel_, command, args, options, given, out_is_terminal_,
+                  canceller, watched_out);
   }
 
   // Submits the fictitious referral and returns its id.
@@ -80,6 +62,17 @@ class CliCommandsTest : public ::testing::Test {
     return m.str();
   }
 
+  // Submits two referrals and has bob claim the first; its id, or "" when
+  // the claim failed.
+  std::string SubmitTwoAndClaimOne() {
+    const std::string first = Submit();
+    Submit();
+    CliOptions claim;
+    claim.worker = "bob";
+    const Result r = Run("claim", {"ifd-triage"}, claim, {"worker"});
+    return r.code == kExitOk ? first : "";
+  }
+
   referral::testing::FakeBroker broker_;
   referral::testing::TempDir tmp_;
   std::shared_ptr<grpc::Channel> channel_;
@@ -88,13 +81,10 @@ class CliCommandsTest : public ::testing::Test {
   bool out_is_terminal_ = false;
 };
 
+// Occurrences of `what` in `text`, not overlapping.
 int Count(const std::string& text, const std::string& what) {
-  int n = 0;
-  for (size_t at = text.find(what); at != std::string::npos;
-       at = text.find(what, at + what.size())) {
-    ++n;
-  }
-  return n;
+  const std::vector<absl::string_view> pieces = absl::StrSplit(text, what);
+  return static_cast<int>(pieces.size()) - 1;
 }
 
 google::protobuf::Duration Seconds(int64_t seconds) {
@@ -288,11 +278,8 @@ TEST_F(CliCommandsTest, TriageRoundTrip) {
 }
 
 TEST_F(CliCommandsTest, ReleaseAndStats) {
-  const std::string id = Submit();
-  Submit();
-  CliOptions claim;
-  claim.worker = "bob";
-  ASSERT_EQ(Run("claim", {"ifd-triage"}, claim, {"worker"}).code, kExitOk);
+  const std::string id = SubmitTwoAndClaimOne();
+  ASSERT_FALSE(id.empty());
 
   Result r = Run("stats", {});
   ASSERT_EQ(r.code, kExitOk) << r.err;
@@ -399,11 +386,7 @@ TEST_F(CliCommandsTest, WatchEndsCleanlyWhenInterrupted) {
 // --- stats -------------------------------------------------------------------
 
 TEST_F(CliCommandsTest, StatsShowsEveryQueueAndTheReferrerFeedback) {
-  Submit();
-  Submit();
-  CliOptions claim;
-  claim.worker = "bob";
-  ASSERT_EQ(Run("claim", {"ifd-triage"}, claim, {"worker"}).code, kExitOk);
+  ASSERT_FALSE(SubmitTwoAndClaimOne().empty());
   broker_.SetStatsExtras(StatsExtras());
 
   const Result r = Run("stats", {});
@@ -443,11 +426,7 @@ CliOptions Watch(int count) {
 
 TEST_F(CliCommandsTest,
        StatsWatchIntoAPipeSeparatesRefreshesWithoutControlCodes) {
-  Submit();
-  Submit();
-  CliOptions claim;
-  claim.worker = "bob";
-  ASSERT_EQ(Run("claim", {"ifd-triage"}, claim, {"worker"}).code, kExitOk);
+  ASSERT_FALSE(SubmitTwoAndClaimOne().empty());
   broker_.SetStatsExtras(StatsExtras());
 
   const Result r = Run("stats", {}, Watch(3), {"watch", "watch_count"});
@@ -741,16 +720,11 @@ TEST_F(CliCommandsTest, HealthOfOneService) {
 }
 
 TEST(HealthCommandTest, AnUnreachableBrokerExitsOne) {
-  ChannelOptions options;
-  options.address = "127.0.0.1:1";  // nothing listens on port 1
-  std::ostringstream out, err;
-  CliEnv env;
-  env.channel = *ConnectToBroker(options);
-  env.out = &out;
-  env.err = &err;
-  EXPECT_EQ(RunCommand(*FindCommand("health"), env, {}, {}), kExitRpcError);
-  EXPECT_THAT(out.str(), IsEmpty());
-  EXPECT_THAT(err.str(), StartsWith("referral_cli health: UNAVAILABLE: "));
+  // Nothing listens on port 1.
+  const CliResult r = RunCli(ChannelTo("127.0.0.1:1"), "health", {}, {}, {});
+  EXPECT_EQ(r.code, kExitRpcError);
+  EXPECT_THAT(r.out, IsEmpty());
+  EXPECT_THAT(r.err, StartsWith("referral_cli health: UNAVAILABLE: "));
 }
 
 TEST_F(CliCommandsTest, UsageErrors) {

@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "broker_channel.h"
 #include "cli_commands.h"
+#include "cli_runner.h"
 #include "referral/v1/broker.grpc.pb.h"
 #include "stats_table.h"
 
@@ -93,35 +94,13 @@ class FakeNotices final : public v1::Triage::Service {
   std::unique_ptr<grpc::Server> server_;
 };
 
-struct Result {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
 class CliNoticesTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    ChannelOptions options;
-    options.address = fake_.address();
-    channel_ = *ConnectToBroker(options);
-  }
+  void SetUp() override { channel_ = ChannelTo(fake_.address()); }
 
-  Result Run(std::vector<std::string> args, CliOptions options = {},
-             std::vector<std::string> given = {}) {
-    std::ostringstream out, err;
-    CliEnv env;
-    env.channel = channel_;
-    env.options = options;
-    env.out = &out;
-    env.err = &err;
-    const CommandSpec* spec = FindCommand("notices");
-    EXPECT_NE(spec, nullptr);
-    Result r;
-    r.code = RunCommand(*spec, env, args, given);
-    r.out = out.str();
-    r.err = err.str();
-    return r;
+  CliResult Run(std::vector<std::string> args, CliOptions options = {},
+                std::vector<std::string> given = {}) {
+    return RunCli(channel_, "notices", args, options, given);
   }
 
   FakeNotices fake_;
@@ -129,7 +108,7 @@ class CliNoticesTest : public ::testing::Test {
 };
 
 TEST_F(CliNoticesTest, PrintsEachNoticeWithStateAndWorkQueue) {
-  Result r = Run({"edt-out-of-hours"});
+  CliResult r = Run({"edt-out-of-hours"});
   ASSERT_EQ(r.code, kExitOk) << r.err;
   EXPECT_EQ(r.out,
             "notice REF-2026-000003 state=queued queue=ifd-triage "
@@ -150,7 +129,7 @@ TEST_F(CliNoticesTest, PagesAndJson) {
   CliOptions page;
   page.page_size = 2;
   page.page_token = "more";
-  Result r = Run({"edt-out-of-hours"}, page, {"page_size", "page_token"});
+  CliResult r = Run({"edt-out-of-hours"}, page, {"page_size", "page_token"});
   ASSERT_EQ(r.code, kExitOk) << r.err;
   EXPECT_THAT(r.out, StartsWith("notice REF-2026-000001 state=claimed "));
   EXPECT_THAT(r.out, HasSubstr("page notices=1 next_page_token=-\n"));
@@ -165,7 +144,7 @@ TEST_F(CliNoticesTest, PagesAndJson) {
 }
 
 TEST_F(CliNoticesTest, ErrorsAndUsage) {
-  Result r = Run({"nowhere"});
+  CliResult r = Run({"nowhere"});
   EXPECT_EQ(r.code, kExitRpcError);
   EXPECT_THAT(r.err, HasSubstr("referral_cli notices: NOT_FOUND"));
   r = Run({});

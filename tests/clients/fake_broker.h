@@ -11,6 +11,7 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -254,12 +255,10 @@ class FakeBroker final : public fake_v1::ReferralIntake::Service,
                             const fake_v1::ListOutcomesRequest* request,
                             fake_v1::ListOutcomesResponse* response) override {
     absl::MutexLock lock(&mu_);
-    for (const std::string& id : order_) {
-      const Record& r = records_[id];
-      if (r.agency != request->agency() ||
-          r.state != fake_v1::REFERRAL_STATE_DECIDED) {
-        continue;
-      }
+    for (const Record* record : InOrder(
+             fake_v1::REFERRAL_STATE_DECIDED,
+             [&](const Record& r) { return r.agency == request->agency(); })) {
+      const Record& r = *record;
       auto* outcome = response->add_outcomes();
       outcome->set_referral_id(r.id);
       outcome->set_decision(r.decision);
@@ -293,12 +292,9 @@ class FakeBroker final : public fake_v1::ReferralIntake::Service,
                          const fake_v1::ListQueueRequest* request,
                          fake_v1::ListQueueResponse* response) override {
     absl::MutexLock lock(&mu_);
-    for (const std::string& id : order_) {
-      const Record& r = records_[id];
-      if (r.queue != request->queue() ||
-          r.state != fake_v1::REFERRAL_STATE_QUEUED) {
-        continue;
-      }
+    for (const Record* record :
+         InOrder(fake_v1::REFERRAL_STATE_QUEUED, InQueue(request->queue()))) {
+      const Record& r = *record;
       auto* entry = response->add_entries();
       entry->set_referral_id(r.id);
       entry->set_priority_band(fake_v1::PRIORITY_BAND_STANDARD);
@@ -325,13 +321,10 @@ class FakeBroker final : public fake_v1::ReferralIntake::Service,
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                           "worker: required");
     }
-    for (const std::string& id : order_) {
+    for (Record* record :
+         InOrder(fake_v1::REFERRAL_STATE_QUEUED, InQueue(request->queue()))) {
       if (response->claims_size() >= request->max()) break;
-      Record& r = records_[id];
-      if (r.queue != request->queue() ||
-          r.state != fake_v1::REFERRAL_STATE_QUEUED) {
-        continue;
-      }
+      Record& r = *record;
       r.state = fake_v1::REFERRAL_STATE_CLAIMED;
       r.token = absl::StrCat("tok-", r.id, "-", ++r.attempts);
       auto* claim = response->add_claims();
@@ -523,6 +516,20 @@ class FakeBroker final : public fake_v1::ReferralIntake::Service,
   }
 
  private:
+  // The records in `state` that `also` accepts, in arrival order.
+  std::vector<Record*> InOrder(fake_v1::ReferralState state,
+                               const std::function<bool(const Record&)>& also)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    std::vector<Record*> found;
+    for (const std::string& id : order_) {
+      Record& r = records_[id];
+      if (r.state == state && also(r)) found.push_back(&r);
+    }
+    return found;
+  }
+  static std::function<bool(const Record&)> InQueue(const std::string& queue) {
+    return [queue](const Record& r) { return r.queue == queue; };
+  }
   std::string NextId() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return absl::StrFormat("REF-2026-%06d", ++next_id_);
   }

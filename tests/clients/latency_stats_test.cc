@@ -27,14 +27,11 @@ TEST(PercentileTest, NearestRank) {
 TEST(OperationStatsTest, CountsOutcomesAndSummarises) {
   OperationStats stats;
   for (int i = 1; i <= 100; ++i) {
-    stats.Record(grpc::Status::OK, absl::Milliseconds(i));
+    stats.Record(absl::OkStatus(), absl::Milliseconds(i));
   }
-  stats.Record(grpc::Status(grpc::StatusCode::UNAVAILABLE, "down"),
-               absl::Milliseconds(1));
-  stats.Record(grpc::Status(grpc::StatusCode::UNAVAILABLE, "down"),
-               absl::Milliseconds(1));
-  stats.Record(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "slow"),
-               absl::Seconds(30));
+  stats.Record(absl::UnavailableError("down"), absl::Milliseconds(1));
+  stats.Record(absl::UnavailableError("down"), absl::Milliseconds(1));
+  stats.Record(absl::DeadlineExceededError("slow"), absl::Seconds(30));
   const LatencySummary s = stats.Summarize(absl::Seconds(2));
   EXPECT_EQ(s.ok, 100);
   EXPECT_EQ(s.failed, 3);
@@ -65,7 +62,7 @@ TEST(OperationStatsTest, EmptyAndConcurrent) {
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&] {
       for (int i = 0; i < 1000; ++i) {
-        stats.Record(grpc::Status::OK, absl::Microseconds(i));
+        stats.Record(absl::OkStatus(), absl::Microseconds(i));
       }
     });
   }

@@ -263,6 +263,35 @@ TEST(ParseReferralJsonTest, DepthAndSizeAreBounded) {
   EXPECT_THAT(ErrorOf(huge), HasSubstr("larger than 4 MiB"));
 }
 
+// The contract's limits (limits.proto options on referral.proto and
+// broker.proto) are checked before anything reaches the broker, with the
+// place and the field but not the value.
+TEST(ParseReferralJsonTest, RefusesWhatIsOverTheContractsLimits) {
+  std::string secret;
+  while (secret.size() < 20000) secret += "Secret";
+  secret.resize(20000);
+  const std::string at_limit =
+      absl::StrCat("{\"description\": \"", secret, "\"}");
+  EXPECT_TRUE(ParseReferralJson(at_limit).ok());
+  EXPECT_EQ(ErrorOf(absl::StrCat("{\"description\": \"", secret, "S\"}")),
+            "line 1, column 17: description: must be at most 20000 bytes");
+  // A list over its count, at the first item too many.
+  std::string children = "{\"children\": [{}";
+  for (int i = 1; i < 11; ++i) children += ", {}";
+  EXPECT_EQ(ErrorOf(children + "]}"),
+            "line 1, column 55: children: must hold at most 10 items");
+  // Each item of a list of strings.
+  EXPECT_EQ(ErrorOf(R"({"cin_factor_codes": ["3B", "Secret"]})"),
+            "line 1, column 29: cin_factor_codes[1]: must be at most 4 bytes");
+  // The service's messages too.
+  v1::SubmitReferralRequest request;
+  const absl::Status key = ParseJsonMessage(
+      absl::StrCat("{\"idempotency_key\": \"", std::string(129, 'k'), "\"}"),
+      &request);
+  EXPECT_EQ(key.message(),
+            "line 1, column 21: idempotency_key: must be at most 128 bytes");
+}
+
 TEST(ParseReferralJsonTest, WorksForOtherMessagesToo) {
   v1::SubmitReferralRequest request;
   ASSERT_TRUE(ParseJsonMessage(R"({"idempotencyKey": "k1",

@@ -1,4 +1,4 @@
-// Fuzzes the CLI's JSON referral parser (clients/src/referral_json.h), which
+// Fuzzes the CLI's JSON referral parser (clients/json/referral_json.h), which
 // reads files agencies prepare by hand: arbitrary bytes in.
 //
 // Properties, beyond "never crash, no memory error, no UB" (the parser

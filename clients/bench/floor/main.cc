@@ -32,7 +32,6 @@
 #include "floor/empty_rpc.grpc.pb.h"
 
 ABSL_FLAG(std::string, mode, "fdatasync", "fdatasync or grpc");
-ABSL_FLAG(std::string, payload, "", "file of bytes to write or send");
 ABSL_FLAG(std::string, dir, "/tmp",
           "fdatasync: directory on the disk to measure (the data disk)");
 ABSL_FLAG(int64_t, n, 2000, "operations to measure");
@@ -222,14 +221,9 @@ int Grpc(const std::string& payload) {
 }
 
 int Main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
-  absl::StatusOr<std::string> payload =
-      ReadBenchPayload(absl::GetFlag(FLAGS_payload));
-  if (!payload.ok()) {
-    std::cerr << "referral_bench_floor: --payload: " << payload.status()
-              << "\n";
-    return 2;
-  }
+  const std::optional<std::string> payload =
+      StartBench(argc, argv, "referral_bench_floor");
+  if (!payload.has_value()) return 2;
   const std::string mode = absl::GetFlag(FLAGS_mode);
   if (mode == "fdatasync") return Fdatasync(*payload);
   if (mode == "grpc") return Grpc(*payload);

@@ -31,21 +31,14 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "bench_report.h"
+#include "peer_bench.h"
 
 ABSL_FLAG(std::string, host, "127.0.0.1", "RabbitMQ host");
 ABSL_FLAG(int, port, 5672, "AMQP port");
 ABSL_FLAG(std::string, user, "guest", "user (guest may log in on loopback)");
 ABSL_FLAG(std::string, password, "guest", "password");
-ABSL_FLAG(std::string, payload, "", "file of bytes to send as each message");
 ABSL_FLAG(std::string, queue, "referral-bench", "queue (deleted at the end)");
 ABSL_FLAG(std::string, queue_type, "quorum", "quorum or classic");
-ABSL_FLAG(int64_t, n, 10000, "messages to publish (and drain)");
-ABSL_FLAG(int, concurrency, 64, "unconfirmed messages in flight in all");
-ABSL_FLAG(int, clients, 16, "publishing connections (at most --concurrency)");
-ABSL_FLAG(bool, drain, true, "consume and acknowledge everything published");
-ABSL_FLAG(int, drain_workers, 4, "consumers");
-ABSL_FLAG(int, drain_batch, 50, "consumer prefetch");
-ABSL_FLAG(int64_t, e2e, 0, "end-to-end probes, one at a time (0: none)");
 ABSL_FLAG(std::string, label, "",
           "system name in the JSON (default: "
           "rabbitmq_<queue_type>)");
@@ -135,6 +128,7 @@ struct Shared {
   std::string payload;
   std::string queue;
   int64_t n = 0;
+  int drain_batch = 1;
   std::atomic<int64_t> next{0};
   std::atomic<int64_t> consumed{0};
   std::atomic<int64_t> redelivered{0};
@@ -149,15 +143,20 @@ amqp_basic_properties_t PersistentProperties() {
   return props;
 }
 
+// Opens `c` for a worker; on failure says why and marks the run broken.
+bool OpenForWorker(Connection& c, Shared* shared) {
+  const absl::Status opened = c.Open();
+  if (opened.ok()) return true;
+  std::cerr << "referral_bench_rabbitmq: " << opened << "\n";
+  shared->broken = true;
+  return false;
+}
+
 void Publisher(Shared* shared, int window, BenchRecorder* recorder) {
   Connection c;
+  if (!OpenForWorker(c, shared)) return;
   std::vector<double> latencies;
   int64_t failed = 0;
-  if (absl::Status s = c.Open(); !s.ok()) {
-    std::cerr << "referral_bench_rabbitmq: " << s << "\n";
-    shared->broken = true;
-    return;
-  }
   amqp_confirm_select(c.get(), kChannel);
   if (absl::Status s = ReplyStatus(c.get(), "confirm.select"); !s.ok()) {
     std::cerr << "referral_bench_rabbitmq: " << s << "\n";
@@ -231,15 +230,11 @@ void Publisher(Shared* shared, int window, BenchRecorder* recorder) {
 
 void Consumer(Shared* shared, int worker, BenchRecorder* recorder) {
   Connection c;
+  if (!OpenForWorker(c, shared)) return;
   std::vector<double> latencies;
   int64_t failed = 0;
-  if (absl::Status s = c.Open(); !s.ok()) {
-    std::cerr << "referral_bench_rabbitmq: " << s << "\n";
-    shared->broken = true;
-    return;
-  }
   amqp_basic_qos(c.get(), kChannel, 0,
-                 static_cast<uint16_t>(absl::GetFlag(FLAGS_drain_batch)), 0);
+                 static_cast<uint16_t>(shared->drain_batch), 0);
   amqp_basic_consume(c.get(), kChannel, Bytes(shared->queue),
                      amqp_cstring_bytes(absl::StrCat("bench-", worker).c_str()),
                      0, /*no_ack=*/0, 0, amqp_empty_table);
@@ -284,14 +279,15 @@ void Consumer(Shared* shared, int worker, BenchRecorder* recorder) {
   recorder->Merge(latencies, failed);
 }
 
+// Failed probes are counted in the summary.
 BenchSummary EndToEnd(const Shared& shared, const std::string& type,
-                      int64_t probes, int64_t* failed) {
+                      int64_t probes) {
   BenchRecorder recorder;
   const std::string queue = absl::StrCat(shared.queue, "-e2e");
   Connection producer, consumer;
   if (!producer.Open().ok() || !consumer.Open().ok() ||
       !DeclareQueue(producer, queue, type).ok()) {
-    *failed = probes;
+    recorder.Merge({}, probes);
     return recorder.Summarize(absl::ZeroDuration());
   }
   amqp_confirm_select(producer.get(), kChannel);
@@ -299,11 +295,12 @@ BenchSummary EndToEnd(const Shared& shared, const std::string& type,
   amqp_basic_consume(consumer.get(), kChannel, Bytes(queue), amqp_empty_bytes,
                      0, 0, 0, amqp_empty_table);
   if (!ReplyStatus(consumer.get(), "basic.consume").ok()) {
-    *failed = probes;
+    recorder.Merge({}, probes);
     return recorder.Summarize(absl::ZeroDuration());
   }
   const amqp_basic_properties_t props = PersistentProperties();
   std::vector<double> latencies;
+  int64_t failed = 0;
   const absl::Time start = absl::Now();
   for (int64_t i = 0; i < probes; ++i) {
     const absl::Time t0 = absl::Now();
@@ -320,7 +317,7 @@ BenchSummary EndToEnd(const Shared& shared, const std::string& type,
     const amqp_rpc_reply_t got =
         amqp_consume_message(consumer.get(), &envelope, &timeout, 0);
     if (!confirmed || got.reply_type != AMQP_RESPONSE_NORMAL) {
-      ++*failed;
+      ++failed;
       break;
     }
     latencies.push_back(absl::ToDoubleMilliseconds(absl::Now() - t0));
@@ -329,19 +326,14 @@ BenchSummary EndToEnd(const Shared& shared, const std::string& type,
   }
   const absl::Duration wall = absl::Now() - start;
   amqp_queue_delete(producer.get(), kChannel, Bytes(queue), 0, 0);
-  recorder.Merge(latencies, 0);
+  recorder.Merge(latencies, failed);
   return recorder.Summarize(wall);
 }
 
 int Main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
-  absl::StatusOr<std::string> payload =
-      ReadBenchPayload(absl::GetFlag(FLAGS_payload));
-  if (!payload.ok()) {
-    std::cerr << "referral_bench_rabbitmq: --payload: " << payload.status()
-              << "\n";
-    return 2;
-  }
+  const std::optional<std::string> payload =
+      StartBench(argc, argv, "referral_bench_rabbitmq");
+  if (!payload.has_value()) return 2;
   const std::string type = absl::GetFlag(FLAGS_queue_type);
   if (type != "quorum" && type != "classic") {
     std::cerr << "referral_bench_rabbitmq: --queue_type must be quorum or "
@@ -353,9 +345,9 @@ int Main(int argc, char** argv) {
   Shared shared;
   shared.payload = *payload;
   shared.queue = absl::GetFlag(FLAGS_queue);
-  shared.n = absl::GetFlag(FLAGS_n);
-  const int concurrency = std::max(1, absl::GetFlag(FLAGS_concurrency));
-  const int clients = std::clamp(absl::GetFlag(FLAGS_clients), 1, concurrency);
+  const PeerBenchPlan plan = PeerBenchPlanFromFlags();
+  shared.n = plan.n;
+  shared.drain_batch = plan.drain_batch;
 
   Connection admin;
   if (absl::Status s = admin.Open(); !s.ok()) {
@@ -367,44 +359,32 @@ int Main(int argc, char** argv) {
     return 1;
   }
 
-  bool ok = true;
-  if (shared.n > 0) {
-    const BenchSummary s =
-        RunBenchIntake(label, concurrency, clients,
-                       [&shared](int window, BenchRecorder* recorder) {
-                         Publisher(&shared, window, recorder);
-                       });
-    ok = ok && s.failed == 0 && s.ok == shared.n && !shared.broken;
-  }
+  bool ok = RunBenchIntake(label, plan.concurrency, plan.clients, shared.n,
+                           [&shared](int window, BenchRecorder* recorder) {
+                             Publisher(&shared, window, recorder);
+                           }) &&
+            !shared.broken;
 
-  if (absl::GetFlag(FLAGS_drain) && shared.n > 0 && ok) {
+  if (plan.drain && shared.n > 0 && ok) {
     BenchRecorder drain;
-    const int workers = std::max(1, absl::GetFlag(FLAGS_drain_workers));
-    const absl::Time start = absl::Now();
-    std::vector<std::thread> threads;
-    for (int w = 0; w < workers; ++w) {
-      threads.emplace_back(Consumer, &shared, w, &drain);
-    }
-    for (std::thread& t : threads) t.join();
+    const int workers = plan.drain_workers;
+    const absl::Duration wall =
+        RunOnThreads(workers, [&](int w) { Consumer(&shared, w, &drain); });
     // Latencies here are each message's wait in amqp_consume_message plus
     // its ack's send: acks get no reply in AMQP, so unlike the broker's
     // RecordDecision and Redis's XACK nothing confirms they are on disk.
-    const BenchSummary s = drain.Summarize(absl::Now() - start);
-    std::cout << BenchJsonLine(label, "drain", concurrency, workers, s)
-              << std::endl;
+    ok = ReportBenchPhase(label, "drain", plan.concurrency, workers,
+                          drain.Summarize(wall), shared.n) &&
+         ok && !shared.broken;
     if (shared.redelivered > 0) {
       std::cerr << "referral_bench_rabbitmq: " << shared.redelivered
                 << " deliveries were redeliveries\n";
     }
-    ok = ok && s.failed == 0 && s.ok == shared.n && !shared.broken;
   }
 
-  if (const int64_t probes = absl::GetFlag(FLAGS_e2e); probes > 0) {
-    int64_t failed = 0;
-    BenchSummary s = EndToEnd(shared, type, probes, &failed);
-    s.failed = failed;
-    std::cout << BenchJsonLine(label, "e2e", 1, 1, s) << std::endl;
-    ok = ok && failed == 0;
+  if (const int64_t probes = plan.e2e; probes > 0) {
+    ok = ReportBenchPhase(label, "e2e", 1, 1, EndToEnd(shared, type, probes)) &&
+         ok;
   }
   amqp_queue_delete(admin.get(), kChannel, Bytes(shared.queue), 0, 0);
   return ok ? 0 : 1;

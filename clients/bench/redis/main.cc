@@ -27,18 +27,11 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "bench_report.h"
+#include "peer_bench.h"
 
 ABSL_FLAG(std::string, host, "127.0.0.1", "Redis host");
 ABSL_FLAG(int, port, 6379, "Redis port");
-ABSL_FLAG(std::string, payload, "", "file of bytes to send as each entry");
 ABSL_FLAG(std::string, stream, "referral-bench", "stream key (reset first)");
-ABSL_FLAG(int64_t, n, 10000, "entries to add (and drain)");
-ABSL_FLAG(int, concurrency, 64, "XADDs in flight in all");
-ABSL_FLAG(int, clients, 16, "connections (at most --concurrency)");
-ABSL_FLAG(bool, drain, true, "read and acknowledge everything added");
-ABSL_FLAG(int, drain_workers, 4, "consumers in the group");
-ABSL_FLAG(int, drain_batch, 50, "XREADGROUP COUNT");
-ABSL_FLAG(int64_t, e2e, 0, "end-to-end probes, one at a time (0: none)");
 ABSL_FLAG(std::string, label, "redis_aof_always", "system name in the JSON");
 
 namespace referral::clients {
@@ -106,6 +99,7 @@ struct Shared {
   std::string payload;
   std::string stream;
   int64_t n = 0;
+  int drain_batch = 1;
   std::atomic<int64_t> next{0};
   std::atomic<bool> broken{false};
 };
@@ -153,7 +147,7 @@ void DrainWorker(Shared* shared, int worker, BenchRecorder* reads,
     return;
   }
   const std::string consumer = absl::StrCat("bench-", worker);
-  const std::string count = absl::StrCat(absl::GetFlag(FLAGS_drain_batch));
+  const std::string count = absl::StrCat(shared->drain_batch);
   std::vector<double> read_ms, ack_ms;
   int64_t read_failed = 0, ack_failed = 0;
   while (true) {
@@ -199,18 +193,20 @@ void DrainWorker(Shared* shared, int worker, BenchRecorder* reads,
 // One entry at a time: a consumer is already blocked in XREADGROUP when the
 // XADD goes out; the time runs until the XADD is answered and the consumer
 // has the entry (Redis answers both only after the fsync).
-BenchSummary EndToEnd(const Shared& shared, int64_t probes, int64_t* failed) {
+// Failed probes are counted in the summary.
+BenchSummary EndToEnd(const Shared& shared, int64_t probes) {
   const std::string stream = absl::StrCat(shared.stream, "-e2e");
   Context producer = Connect();
   Context consumer = Connect();
   BenchRecorder recorder;
   if (producer == nullptr || consumer == nullptr) {
-    *failed = probes;
+    recorder.Merge({}, probes);
     return recorder.Summarize(absl::ZeroDuration());
   }
   Command(producer.get(), {"DEL", stream});
   Command(producer.get(), {"XGROUP", "CREATE", stream, "g", "$", "MKSTREAM"});
   std::vector<double> latencies;
+  int64_t failed = 0;
   const absl::Time start = absl::Now();
   for (int64_t i = 0; i < probes; ++i) {
     redisAppendCommand(consumer.get(),
@@ -230,7 +226,7 @@ BenchSummary EndToEnd(const Shared& shared, int64_t probes, int64_t* failed) {
     Reply got = GetReply(consumer.get());
     const std::vector<std::string> ids = EntryIds(got.get());
     if (IsError(added) || ids.size() != 1) {
-      ++*failed;
+      ++failed;
       continue;
     }
     latencies.push_back(absl::ToDoubleMilliseconds(absl::Now() - t0));
@@ -238,25 +234,20 @@ BenchSummary EndToEnd(const Shared& shared, int64_t probes, int64_t* failed) {
   }
   const absl::Duration wall = absl::Now() - start;
   Command(producer.get(), {"DEL", stream});
-  recorder.Merge(latencies, 0);
+  recorder.Merge(latencies, failed);
   return recorder.Summarize(wall);
 }
 
 int Main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
-  absl::StatusOr<std::string> payload =
-      ReadBenchPayload(absl::GetFlag(FLAGS_payload));
-  if (!payload.ok()) {
-    std::cerr << "referral_bench_redis: --payload: " << payload.status()
-              << "\n";
-    return 2;
-  }
+  const std::optional<std::string> payload =
+      StartBench(argc, argv, "referral_bench_redis");
+  if (!payload.has_value()) return 2;
   Shared shared;
   shared.payload = *payload;
   shared.stream = absl::GetFlag(FLAGS_stream);
-  shared.n = absl::GetFlag(FLAGS_n);
-  const int concurrency = std::max(1, absl::GetFlag(FLAGS_concurrency));
-  const int clients = std::clamp(absl::GetFlag(FLAGS_clients), 1, concurrency);
+  const PeerBenchPlan plan = PeerBenchPlanFromFlags();
+  shared.n = plan.n;
+  shared.drain_batch = plan.drain_batch;
   const std::string label = absl::GetFlag(FLAGS_label);
 
   Context admin = Connect();
@@ -270,39 +261,26 @@ int Main(int argc, char** argv) {
     return 1;
   }
 
-  bool ok = true;
-  if (shared.n > 0) {
-    const BenchSummary s =
-        RunBenchIntake(label, concurrency, clients,
-                       [&shared](int window, BenchRecorder* recorder) {
-                         IntakeClient(&shared, window, recorder);
-                       });
-    ok = ok && s.failed == 0 && s.ok == shared.n && !shared.broken;
-  }
+  bool ok = RunBenchIntake(label, plan.concurrency, plan.clients, shared.n,
+                           [&shared](int window, BenchRecorder* recorder) {
+                             IntakeClient(&shared, window, recorder);
+                           }) &&
+            !shared.broken;
 
-  if (absl::GetFlag(FLAGS_drain) && shared.n > 0) {
+  if (plan.drain && shared.n > 0) {
     BenchRecorder reads, acks;
-    const int workers = std::max(1, absl::GetFlag(FLAGS_drain_workers));
-    const absl::Time start = absl::Now();
-    std::vector<std::thread> threads;
-    for (int w = 0; w < workers; ++w) {
-      threads.emplace_back(DrainWorker, &shared, w, &reads, &acks);
-    }
-    for (std::thread& t : threads) t.join();
+    const int workers = plan.drain_workers;
+    const absl::Duration wall = RunOnThreads(
+        workers, [&](int w) { DrainWorker(&shared, w, &reads, &acks); });
     // The drain's rate is entries acknowledged per second; its latencies
     // are the XACKs' (the durable step, like RecordDecision).
-    const BenchSummary s = acks.Summarize(absl::Now() - start);
-    std::cout << BenchJsonLine(label, "drain", concurrency, workers, s)
-              << std::endl;
-    ok = ok && s.failed == 0 && s.ok == shared.n && !shared.broken;
+    ok = ReportBenchPhase(label, "drain", plan.concurrency, workers,
+                          acks.Summarize(wall), shared.n) &&
+         ok && !shared.broken;
   }
 
-  if (const int64_t probes = absl::GetFlag(FLAGS_e2e); probes > 0) {
-    int64_t failed = 0;
-    BenchSummary s = EndToEnd(shared, probes, &failed);
-    s.failed = failed;
-    std::cout << BenchJsonLine(label, "e2e", 1, 1, s) << std::endl;
-    ok = ok && failed == 0;
+  if (const int64_t probes = plan.e2e; probes > 0) {
+    ok = ReportBenchPhase(label, "e2e", 1, 1, EndToEnd(shared, probes)) && ok;
   }
   Command(admin.get(), {"DEL", shared.stream});
   return ok ? 0 : 1;

@@ -14,7 +14,6 @@
 #define REFERRAL_CLIENTS_CONSOLE_GATEWAY_H_
 
 #include <grpcpp/channel.h>
-#include <grpcpp/client_context.h>
 
 #include <deque>
 #include <functional>
@@ -30,8 +29,8 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "broker_client.h"
 #include "nlohmann/json.hpp"
-#include "referral/v1/broker.grpc.pb.h"
 
 namespace referral::clients {
 
@@ -160,8 +159,12 @@ class ConsoleGateway {
     int64_t claimed = 0;
   };
 
-  void ConfigureCall(grpc::ClientContext& context,
-                     const std::string& user) const;
+  // A unary call made for `user` (none: the gateway's own).
+  CallOptions CallFor(const std::string& user) const;
+  // The head of `queue`, up to `page_size` entries, as `user` lists it.
+  absl::StatusOr<v1::ListQueueResponse> FirstPage(const std::string& user,
+                                                  const std::string& queue,
+                                                  int page_size) const;
   void WatchLoop(std::string queue);
   void SampleLoop();
   void OnQueueEvent(const v1::QueueEvent& event);
@@ -169,11 +172,18 @@ class ConsoleGateway {
   std::optional<ConsoleClaim> FindClaim(const std::string& referral_id);
   absl::StatusOr<ConsoleClaim> ClaimHeldBy(const std::string& user,
                                            const std::string& referral_id);
+  // After a release or decision that answered `status`; `finished`, what
+  // the console remembers of a successful one.
+  void ForgetClaim(const std::string& referral_id, const absl::Status& status,
+                   std::optional<Finished> finished);
+  // A request under `user`'s claim of `referral_id`: its referral id and
+  // lease token set (the token never leaves the gateway).
+  template <typename Request>
+  absl::StatusOr<Request> LeasedRequest(const std::string& user,
+                                        const std::string& referral_id);
 
   const GatewayOptions options_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::Triage::Stub> triage_;
-  std::unique_ptr<v1::Operations::Stub> operations_;
+  const BrokerClient client_;
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
@@ -185,8 +195,9 @@ class ConsoleGateway {
   std::map<std::string, std::vector<std::shared_ptr<EventStream>>> streams_
       ABSL_GUARDED_BY(mu_);
   size_t stream_count_ ABSL_GUARDED_BY(mu_) = 0;
-  std::map<std::string, std::shared_ptr<grpc::ClientContext>> watch_calls_
-      ABSL_GUARDED_BY(mu_);
+  // One per queue's watch stream, for Stop to end it. Filled by the
+  // constructor, read-only after (CallCanceller is thread-safe).
+  std::map<std::string, std::unique_ptr<CallCanceller>> watch_cancellers_;
   std::vector<std::thread> threads_;
 };
 

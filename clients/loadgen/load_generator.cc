@@ -16,8 +16,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "broker_channel.h"
+#include "broker_client.h"
 #include "decision_names.h"
-#include "referral/v1/broker.grpc.pb.h"
 
 namespace referral::clients {
 namespace {
@@ -28,21 +28,24 @@ constexpr absl::string_view kForeignReason =
     "referral_loadgen: not submitted by this run; returned untouched";
 constexpr absl::string_view kUndecidedReason =
     "referral_loadgen: decision failed; returned for another attempt";
+constexpr absl::string_view kRationale =
+    "Synthetic load-test referral (referral_loadgen): no action.";
 // A drain worker gives up after this many failed claims in a row (the
 // broker is down or the queue name is wrong: waiting will not help).
 constexpr int kMaxConsecutiveClaimFailures = 20;
 
-// One unary call through the callback API. It owns its context, request
-// and response, reports to `done` and deletes itself: OnDone is the last
-// thing gRPC does with a reactor, so that is safe.
+// One unary call through the callback API, its context prepared as the
+// typed client prepares its own. It owns its context, request and response,
+// reports to `done` and deletes itself: OnDone is the last thing gRPC does
+// with a reactor, so that is safe.
 template <typename Request, typename Response>
 class UnaryCall : public grpc::ClientUnaryReactor {
  public:
-  using Done = std::function<void(const grpc::Status&, const Response&,
+  using Done = std::function<void(const absl::Status&, const Response&,
                                   absl::Duration latency)>;
 
-  UnaryCall(absl::Duration timeout, Done done) : done_(std::move(done)) {
-    SetTimeout(&context_, timeout);
+  UnaryCall(const CallOptions& call, Done done) : done_(std::move(done)) {
+    BrokerClient::PrepareContext(call, &context_);
   }
 
   grpc::ClientContext* context() { return &context_; }
@@ -56,7 +59,7 @@ class UnaryCall : public grpc::ClientUnaryReactor {
   }
 
   void OnDone(const grpc::Status& status) override {
-    done_(status, response_, absl::Now() - start_);
+    done_(FromGrpcStatus(status), response_, absl::Now() - start_);
     delete this;
   }
 
@@ -74,18 +77,14 @@ class UnaryCall : public grpc::ClientUnaryReactor {
 // callback, so it outlives the last of them whatever order they end in.
 struct RunState {
   LoadOptions options;
+  CallOptions call;  // every call's deadline
   ReferralSource source;
-  std::vector<std::unique_ptr<v1::ReferralIntake::Stub>> intake;
-  std::vector<std::unique_ptr<v1::Triage::Stub>> triage;
+  std::vector<std::unique_ptr<BrokerClient>> clients;  // one per channel
   OperationStats submit_stats;
   OperationStats claim_stats;
   OperationStats decide_stats;
   OperationStats release_stats;
   std::atomic<int64_t> next_index{0};
-  // Successful submit latencies again, for p99.9 (OperationStats keeps
-  // its own privately).
-  absl::Mutex submit_ms_mu;
-  std::vector<double> submit_ms ABSL_GUARDED_BY(submit_ms_mu);
 
   absl::Mutex mu;
   int64_t submits_done ABSL_GUARDED_BY(mu) = 0;
@@ -111,14 +110,10 @@ void IssueSubmit(const std::shared_ptr<RunState>& state);
 
 // Counts one answered submission (of either call).
 void RecordSubmission(const std::shared_ptr<RunState>& state,
-                      const grpc::Status& status,
+                      const absl::Status& status,
                       const v1::SubmitReferralResponse& response,
                       absl::Duration latency) {
   state->submit_stats.Record(status, latency);
-  if (status.ok()) {
-    absl::MutexLock lock(&state->submit_ms_mu);
-    state->submit_ms.push_back(absl::ToDoubleMilliseconds(latency));
-  }
   absl::MutexLock lock(&state->mu);
   if (status.ok() && response.duplicate()) {
     // Stored by an earlier run, perhaps decided already: not ours to
@@ -135,22 +130,22 @@ void IssueSubmit(const std::shared_ptr<RunState>& state) {
   const int64_t index = state->next_index.fetch_add(1);
   if (index >= state->options.n) return;
   using Call = UnaryCall<v1::SubmitReferralRequest, v1::SubmitReferralResponse>;
-  auto* call = new Call(state->options.rpc_timeout,
-                        [state](const grpc::Status& status,
-                                const v1::SubmitReferralResponse& response,
-                                absl::Duration latency) {
-                          RecordSubmission(state, status, response, latency);
-                          // Keep `concurrency` calls in flight: each
-                          // completion starts the next.
-                          IssueSubmit(state);
-                        });
+  auto* call =
+      new Call(state->call, [state](const absl::Status& status,
+                                    const v1::SubmitReferralResponse& response,
+                                    absl::Duration latency) {
+        RecordSubmission(state, status, response, latency);
+        // Keep `concurrency` calls in flight: each
+        // completion starts the next.
+        IssueSubmit(state);
+      });
   *call->request()->mutable_referral() = state->source(index);
   call->request()->set_idempotency_key(
       absl::StrCat(state->options.key_prefix, index));
-  v1::ReferralIntake::Stub& stub =
-      *state->intake[static_cast<size_t>(index) % state->intake.size()];
-  stub.async()->SubmitReferral(call->context(), call->request(),
-                               call->response(), call);
+  const BrokerClient& client =
+      *state->clients[static_cast<size_t>(index) % state->clients.size()];
+  client.intake().async()->SubmitReferral(call->context(), call->request(),
+                                          call->response(), call);
   call->Begin();
 }
 
@@ -161,27 +156,26 @@ void IssueSubmitBatch(const std::shared_ptr<RunState>& state) {
   using Call =
       UnaryCall<v1::SubmitReferralsRequest, v1::SubmitReferralsResponse>;
   auto* call = new Call(
-      state->options.rpc_timeout,
-      [state, count = end - first](const grpc::Status& status,
+      state->call,
+      [state, count = end - first](const absl::Status& status,
                                    const v1::SubmitReferralsResponse& response,
                                    absl::Duration latency) {
         for (int64_t i = 0; i < count; ++i) {
           // A failed call fails each of its referrals; an answer without a
           // result for one is that referral's failure.
           if (!status.ok() || i >= response.results_size()) {
-            RecordSubmission(state,
-                             status.ok()
-                                 ? grpc::Status(grpc::StatusCode::INTERNAL,
-                                                "no result for this referral")
-                                 : status,
-                             v1::SubmitReferralResponse(), latency);
+            RecordSubmission(
+                state,
+                status.ok() ? absl::InternalError("no result for this referral")
+                            : status,
+                v1::SubmitReferralResponse(), latency);
             continue;
           }
           const v1::SubmitReferralResult& result =
               response.results(static_cast<int>(i));
           RecordSubmission(
               state,
-              grpc::Status(static_cast<grpc::StatusCode>(result.code()),
+              absl::Status(static_cast<absl::StatusCode>(result.code()),
                            result.message()),
               result.accepted(), latency);
         }
@@ -193,11 +187,11 @@ void IssueSubmitBatch(const std::shared_ptr<RunState>& state) {
     submission->set_idempotency_key(
         absl::StrCat(state->options.key_prefix, index));
   }
-  v1::ReferralIntake::Stub& stub =
-      *state->intake[static_cast<size_t>(first / state->options.batch) %
-                     state->intake.size()];
-  stub.async()->SubmitReferrals(call->context(), call->request(),
-                                call->response(), call);
+  const BrokerClient& client =
+      *state->clients[static_cast<size_t>(first / state->options.batch) %
+                      state->clients.size()];
+  client.intake().async()->SubmitReferrals(call->context(), call->request(),
+                                           call->response(), call);
   call->Begin();
 }
 
@@ -222,72 +216,66 @@ struct Batch {
 // `foreign`: a FAILED_PRECONDITION answer means the lease had already
 // lapsed, so the referral is back in its queue as wanted: not a failure.
 void IssueRelease(const std::shared_ptr<RunState>& state,
-                  v1::Triage::Stub& stub, const std::string& referral_id,
+                  const BrokerClient& client, const std::string& referral_id,
                   const std::string& token, absl::string_view reason,
                   bool foreign, const std::shared_ptr<Batch>& batch) {
   using Call =
       UnaryCall<v1::ReleaseReferralRequest, v1::ReleaseReferralResponse>;
-  auto* call =
-      new Call(state->options.rpc_timeout,
-               [state, batch, foreign](const grpc::Status& status,
-                                       const v1::ReleaseReferralResponse&,
-                                       absl::Duration latency) {
-                 const bool lapsed =
-                     foreign && status.error_code() ==
-                                    grpc::StatusCode::FAILED_PRECONDITION;
-                 state->release_stats.Record(lapsed ? grpc::Status::OK : status,
-                                             latency);
-                 batch->Done();
-               });
+  auto* call = new Call(state->call, [state, batch, foreign](
+                                         const absl::Status& status,
+                                         const v1::ReleaseReferralResponse&,
+                                         absl::Duration latency) {
+    const bool lapsed = foreign && absl::IsFailedPrecondition(status);
+    state->release_stats.Record(lapsed ? absl::OkStatus() : status, latency);
+    batch->Done();
+  });
   call->request()->set_referral_id(referral_id);
   call->request()->set_lease_token(token);
   call->request()->set_reason(std::string(reason));
-  stub.async()->ReleaseReferral(call->context(), call->request(),
-                                call->response(), call);
+  client.triage().async()->ReleaseReferral(call->context(), call->request(),
+                                           call->response(), call);
   call->Begin();
 }
 
-void IssueDecide(const std::shared_ptr<RunState>& state, v1::Triage::Stub& stub,
-                 const std::string& queue, const std::string& referral_id,
-                 const std::string& token,
+void IssueDecide(const std::shared_ptr<RunState>& state,
+                 const BrokerClient& client, const std::string& queue,
+                 const std::string& referral_id, const std::string& token,
                  const std::shared_ptr<Batch>& batch) {
   using Call = UnaryCall<v1::RecordDecisionRequest, v1::RecordDecisionResponse>;
-  auto* call =
-      new Call(state->options.rpc_timeout,
-               [state, &stub, queue, referral_id, token, batch](
-                   const grpc::Status& status,
-                   const v1::RecordDecisionResponse&, absl::Duration latency) {
-                 state->decide_stats.Record(status, latency);
-                 if (status.ok()) {
-                   absl::MutexLock lock(&state->mu);
-                   if (state->undecided.erase(referral_id) > 0 ||
-                       state->options.decide_any) {
-                     ++state->decided_per_queue[queue];
-                   }
-                   batch->Done();
-                   return;
-                 }
-                 // Give it back rather than leave it leased until the lease
-                 // runs out, which would stall the drain. The release completes
-                 // the batch entry instead.
-                 IssueRelease(state, stub, referral_id, token, kUndecidedReason,
-                              /*foreign=*/false, batch);
-               });
+  auto* call = new Call(state->call, [state, &client, queue, referral_id, token,
+                                      batch](const absl::Status& status,
+                                             const v1::RecordDecisionResponse&,
+                                             absl::Duration latency) {
+    state->decide_stats.Record(status, latency);
+    if (status.ok()) {
+      absl::MutexLock lock(&state->mu);
+      if (state->undecided.erase(referral_id) > 0 ||
+          state->options.decide_any) {
+        ++state->decided_per_queue[queue];
+      }
+      batch->Done();
+      return;
+    }
+    // Give it back rather than leave it leased until the lease
+    // runs out, which would stall the drain. The release completes
+    // the batch entry instead.
+    IssueRelease(state, client, referral_id, token, kUndecidedReason,
+                 /*foreign=*/false, batch);
+  });
   call->request()->set_referral_id(referral_id);
   call->request()->set_lease_token(token);
   call->request()->set_decision(state->options.decision);
-  call->request()->set_rationale(
-      "Synthetic load-test referral (referral_loadgen): no action.");
-  stub.async()->RecordDecision(call->context(), call->request(),
-                               call->response(), call);
+  call->request()->set_rationale(std::string(kRationale));
+  client.triage().async()->RecordDecision(call->context(), call->request(),
+                                          call->response(), call);
   call->Begin();
 }
 
 void DrainWorker(const std::shared_ptr<RunState>& state, int worker,
                  const std::map<std::string, int64_t>& targets,
                  absl::Time deadline) {
-  v1::Triage::Stub& stub =
-      *state->triage[static_cast<size_t>(worker) % state->triage.size()];
+  const BrokerClient& client =
+      *state->clients[static_cast<size_t>(worker) % state->clients.size()];
   const std::string worker_name =
       absl::StrCat(state->options.worker_prefix, "-", worker);
   std::vector<std::string> queues;
@@ -325,20 +313,17 @@ void DrainWorker(const std::shared_ptr<RunState>& state, int worker,
     request.set_max(state->options.claim_batch);
     request.set_lease_seconds(state->options.lease_seconds);
     request.set_worker(worker_name);
-    v1::ClaimReferralsResponse response;
-    grpc::ClientContext context;
-    SetTimeout(&context, state->options.rpc_timeout);
     const absl::Time start = absl::Now();
-    const grpc::Status status =
-        stub.ClaimReferrals(&context, request, &response);
-    state->claim_stats.Record(status, absl::Now() - start);
-    if (!status.ok()) {
+    const absl::StatusOr<v1::ClaimReferralsResponse> claimed =
+        client.ClaimReferrals(request, state->call);
+    state->claim_stats.Record(claimed.status(), absl::Now() - start);
+    if (!claimed.ok()) {
       if (++consecutive_failures >= kMaxConsecutiveClaimFailures) {
         absl::MutexLock lock(&state->mu);
         state->stop = true;
         state->drain_note = absl::StrCat(
             kMaxConsecutiveClaimFailures, " claims in a row failed (last: ",
-            StatusCodeName(status.error_code()), ")");
+            StatusCodeName(claimed.status().code()), ")");
         return;
       }
       absl::SleepFor(backoff);
@@ -346,6 +331,7 @@ void DrainWorker(const std::shared_ptr<RunState>& state, int worker,
       continue;
     }
     consecutive_failures = 0;
+    const v1::ClaimReferralsResponse& response = *claimed;
     if (response.claims().empty()) {
       // Still routing, or the rest is leased by another worker: wait a
       // little, then look again (possibly at another queue).
@@ -377,7 +363,7 @@ void DrainWorker(const std::shared_ptr<RunState>& state, int worker,
       batch->pending = static_cast<int>(ours.size());
     }
     for (const v1::ClaimedReferral* claim : ours) {
-      IssueDecide(state, stub, queue, claim->referral_id(),
+      IssueDecide(state, client, queue, claim->referral_id(),
                   claim->lease_token(), batch);
     }
     batch->Wait();
@@ -402,35 +388,10 @@ void ReleaseHeldForeign(const std::shared_ptr<RunState>& state) {
   }
   size_t i = 0;
   for (const auto& [id, token] : latest) {
-    IssueRelease(state, *state->triage[i++ % state->triage.size()], id, token,
+    IssueRelease(state, *state->clients[i++ % state->clients.size()], id, token,
                  kForeignReason, /*foreign=*/true, batch);
   }
   batch->Wait();
-}
-
-std::string JsonString(absl::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(c);
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      absl::StrAppend(&out, absl::StrFormat("\\u%04x", c));
-    } else {
-      out.push_back(c);
-    }
-  }
-  out.push_back('"');
-  return out;
-}
-
-std::string ErrorsText(absl::string_view name, const LatencySummary& s) {
-  if (s.errors.empty()) return "";
-  std::vector<std::string> parts;
-  for (const auto& [code, count] : s.errors) {
-    parts.push_back(absl::StrCat(code, "=", count));
-  }
-  return absl::StrCat(name, " ", absl::StrJoin(parts, " "));
 }
 
 }  // namespace
@@ -442,10 +403,10 @@ LoadReport RunLoad(const std::vector<std::shared_ptr<grpc::Channel>>& channels,
   state->options.concurrency = std::max(1, options.concurrency);
   state->options.drain_workers = std::max(1, options.drain_workers);
   state->options.batch = std::clamp(options.batch, 1, 500);
+  state->call.timeout = options.rpc_timeout;
   state->source = source;
   for (const auto& channel : channels) {
-    state->intake.push_back(v1::ReferralIntake::NewStub(channel));
-    state->triage.push_back(v1::Triage::NewStub(channel));
+    state->clients.push_back(std::make_unique<BrokerClient>(channel));
   }
   LoadReport report;
   if (channels.empty()) {
@@ -473,10 +434,6 @@ LoadReport RunLoad(const std::vector<std::shared_ptr<grpc::Channel>>& channels,
         state.get()));
   }
   report.submit = state->submit_stats.Summarize(absl::Now() - submit_start);
-  {
-    absl::MutexLock lock(&state->submit_ms_mu);
-    report.submit_p999_ms = Percentile(state->submit_ms, 99.9);
-  }
 
   std::map<std::string, int64_t> targets;
   {
@@ -538,189 +495,65 @@ LoadReport RunLoad(const std::vector<std::shared_ptr<grpc::Channel>>& channels,
 LatencySummary MeasureEndToEnd(const std::shared_ptr<grpc::Channel>& channel,
                                const LoadOptions& options,
                                const ReferralSource& source, int64_t probes) {
-  std::unique_ptr<v1::ReferralIntake::Stub> intake =
-      v1::ReferralIntake::NewStub(channel);
-  std::unique_ptr<v1::Triage::Stub> triage = v1::Triage::NewStub(channel);
+  const BrokerClient client(channel);
+  CallOptions call;
+  call.timeout = options.rpc_timeout;
   OperationStats stats;
   const std::string worker = absl::StrCat(options.worker_prefix, "-e2e");
-  // One call, with the run's deadline.
-  const auto call = [&options](auto&& method) {
-    grpc::ClientContext context;
-    SetTimeout(&context, options.rpc_timeout);
-    return method(&context);
-  };
   const absl::Time start = absl::Now();
   for (int64_t i = 0; i < probes; ++i) {
     v1::SubmitReferralRequest submit;
     *submit.mutable_referral() = source(options.n + i);
     submit.set_idempotency_key(absl::StrCat(options.key_prefix, "e2e-", i));
-    v1::SubmitReferralResponse submitted;
     const absl::Time t0 = absl::Now();
-    grpc::Status status = call([&](grpc::ClientContext* c) {
-      return intake->SubmitReferral(c, submit, &submitted);
-    });
-    if (!status.ok()) {
-      stats.Record(status, absl::Now() - t0);
+    const absl::StatusOr<v1::SubmitReferralResponse> submitted =
+        client.SubmitReferral(submit, call);
+    if (!submitted.ok()) {
+      stats.Record(submitted.status(), absl::Now() - t0);
       continue;
     }
     v1::ClaimReferralsRequest claim;
-    claim.set_queue(submitted.queue());
+    claim.set_queue(submitted->queue());
     claim.set_max(1);
     claim.set_lease_seconds(options.lease_seconds);
     claim.set_worker(worker);
-    v1::ClaimReferralsResponse claimed;
     // Claimable as soon as the submit is acknowledged; poll briefly in case
     // a broker ever makes it visible later.
+    absl::StatusOr<v1::ClaimReferralsResponse> claimed;
     const absl::Time give_up = absl::Now() + options.rpc_timeout;
-    while (status.ok() && claimed.claims().empty() && absl::Now() < give_up) {
-      status = call([&](grpc::ClientContext* c) {
-        return triage->ClaimReferrals(c, claim, &claimed);
-      });
-    }
+    do {
+      claimed = client.ClaimReferrals(claim, call);
+    } while (claimed.ok() && claimed->claims().empty() &&
+             absl::Now() < give_up);
     const absl::Duration latency = absl::Now() - t0;
-    if (!status.ok() || claimed.claims().empty()) {
-      stats.Record(status.ok()
-                       ? grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
-                                      "never claimable")
-                       : status,
+    if (!claimed.ok() || claimed->claims().empty()) {
+      stats.Record(claimed.ok() ? absl::DeadlineExceededError("never claimable")
+                                : claimed.status(),
                    latency);
       continue;
     }
-    const v1::ClaimedReferral& got = claimed.claims(0);
-    const bool ours = got.referral_id() == submitted.referral_id();
-    stats.Record(ours ? grpc::Status::OK
-                      : grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                                     "claimed another referral"),
-                 latency);
+    const v1::ClaimedReferral& got = claimed->claims(0);
+    const bool ours = got.referral_id() == submitted->referral_id();
+    stats.Record(
+        ours ? absl::OkStatus()
+             : absl::FailedPreconditionError("claimed another referral"),
+        latency);
     if (ours) {
       v1::RecordDecisionRequest decide;
       decide.set_referral_id(got.referral_id());
       decide.set_lease_token(got.lease_token());
       decide.set_decision(options.decision);
-      decide.set_rationale(
-          "Synthetic load-test referral (referral_loadgen): no action.");
-      v1::RecordDecisionResponse decided;
-      call([&](grpc::ClientContext* c) {
-        return triage->RecordDecision(c, decide, &decided);
-      });
+      decide.set_rationale(std::string(kRationale));
+      client.RecordDecision(decide, call).IgnoreError();
     } else {
       v1::ReleaseReferralRequest release;
       release.set_referral_id(got.referral_id());
       release.set_lease_token(got.lease_token());
       release.set_reason(std::string(kForeignReason));
-      v1::ReleaseReferralResponse released;
-      call([&](grpc::ClientContext* c) {
-        return triage->ReleaseReferral(c, release, &released);
-      });
+      client.ReleaseReferral(release, call).IgnoreError();
     }
   }
   return stats.Summarize(absl::Now() - start);
-}
-
-bool LoadSucceeded(const LoadOptions& options, const LoadReport& report) {
-  return report.failed_rpcs() == 0 &&
-         (!options.drain || report.drain_complete) &&
-         (!report.has_e2e || report.e2e.failed == 0);
-}
-
-std::string FormatLoadReport(const LoadOptions& options,
-                             const LoadReport& report) {
-  std::string out = absl::StrFormat(
-      "referral_loadgen n=%d concurrency=%d batch=%d drain=%s\n", options.n,
-      options.concurrency, options.batch, options.drain ? "true" : "false");
-  absl::StrAppend(&out, "submit   ", FormatSummary(report.submit), "\n");
-  if (options.drain) {
-    absl::StrAppend(&out, "claim    ", FormatSummary(report.claim),
-                    " claimed=", report.claimed, "\n");
-    absl::StrAppend(&out, "decide   ", FormatSummary(report.decide), "\n");
-    if (report.release.ok + report.release.failed > 0) {
-      absl::StrAppend(&out, "release  ", FormatSummary(report.release),
-                      " foreign=", report.foreign, "\n");
-    }
-  }
-  if (report.has_e2e) {
-    absl::StrAppend(&out, "e2e      ", FormatSummary(report.e2e), "\n");
-  }
-  for (const auto& [queue, submitted] : report.submitted_per_queue) {
-    const auto decided = report.decided_per_queue.find(queue);
-    absl::StrAppend(
-        &out, "queue    ", queue, " submitted=", submitted, " decided=",
-        decided == report.decided_per_queue.end() ? 0 : decided->second, "\n");
-  }
-  if (report.duplicates > 0) {
-    absl::StrAppend(&out, "note     ", report.duplicates,
-                    " submissions were duplicates (idempotency keys reused "
-                    "from an earlier run) and were not drained\n");
-  }
-  std::vector<std::string> errors;
-  for (const auto& [name, summary] :
-       {std::pair<absl::string_view, const LatencySummary*>{"submit",
-                                                            &report.submit},
-        {"claim", &report.claim},
-        {"decide", &report.decide},
-        {"release", &report.release}}) {
-    const std::string text = ErrorsText(name, *summary);
-    if (!text.empty()) errors.push_back(text);
-  }
-  absl::StrAppend(&out, "errors   ",
-                  errors.empty() ? "none" : absl::StrJoin(errors, "; "), "\n");
-  std::vector<std::string> problems;
-  if (report.failed_rpcs() > 0) {
-    problems.push_back(absl::StrCat(report.failed_rpcs(), " RPCs failed"));
-  }
-  if (report.has_e2e && report.e2e.failed > 0) {
-    problems.push_back(
-        absl::StrCat(report.e2e.failed, " end-to-end probes failed"));
-  }
-  if (options.drain && !report.drain_complete) {
-    problems.push_back(absl::StrCat(
-        "drain incomplete", report.drain_note.empty()
-                                ? ""
-                                : absl::StrCat(": ", report.drain_note)));
-  }
-  absl::StrAppend(
-      &out, "result   ",
-      problems.empty()
-          ? "OK"
-          : absl::StrCat("FAILED (", absl::StrJoin(problems, "; "), ")"),
-      "\n");
-  return out;
-}
-
-std::string LoadReportJson(const LoadOptions& options,
-                           const LoadReport& report) {
-  std::vector<std::string> queues;
-  for (const auto& [queue, submitted] : report.submitted_per_queue) {
-    const auto decided = report.decided_per_queue.find(queue);
-    queues.push_back(absl::StrCat(
-        JsonString(queue), ":{\"submitted\":", submitted, ",\"decided\":",
-        decided == report.decided_per_queue.end() ? 0 : decided->second, "}"));
-  }
-  std::string out = absl::StrCat(
-      "{\"n\":", options.n, ",\"concurrency\":", options.concurrency,
-      ",\"batch\":", options.batch,
-      ",\"drain\":", options.drain ? "true" : "false",
-      ",\"submit\":", SummaryJson(report.submit));
-  if (options.drain) {
-    absl::StrAppend(
-        &out, ",\"claim\":", SummaryJson(report.claim),
-        ",\"decide\":", SummaryJson(report.decide),
-        ",\"release\":", SummaryJson(report.release),
-        ",\"claimed\":", report.claimed, ",\"foreign\":", report.foreign,
-        ",\"drain_complete\":", report.drain_complete ? "true" : "false",
-        ",\"drain_note\":", JsonString(report.drain_note));
-  }
-  absl::StrAppend(
-      &out, absl::StrFormat(",\"submit_p999_ms\":%.3f", report.submit_p999_ms));
-  if (report.has_e2e) {
-    absl::StrAppend(&out, ",\"e2e\":", SummaryJson(report.e2e));
-  }
-  absl::StrAppend(&out, ",\"duplicates\":", report.duplicates, ",\"queues\":{",
-                  absl::StrJoin(queues, ","), "}",
-                  ",\"failed_rpcs\":", report.failed_rpcs(),
-                  ",\"ok\":", LoadSucceeded(options, report) ? "true" : "false",
-                  "}");
-  return out;
 }
 
 }  // namespace referral::clients

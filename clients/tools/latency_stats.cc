@@ -10,47 +10,68 @@
 
 namespace referral::clients {
 
-void OperationStats::Record(const grpc::Status& status,
+void OperationStats::Record(const absl::Status& status,
                             absl::Duration latency) {
   absl::MutexLock lock(&mu_);
   if (status.ok()) {
     latencies_ms_.push_back(absl::ToDoubleMilliseconds(latency));
   } else {
     ++failed_;
-    ++errors_[StatusCodeName(status.error_code())];
+    ++errors_[StatusCodeName(status.code())];
   }
 }
 
 LatencySummary OperationStats::Summarize(absl::Duration wall) const {
   std::vector<double> latencies;
-  LatencySummary summary;
+  int64_t failed = 0;
+  std::map<std::string, int64_t> errors;
   {
     absl::MutexLock lock(&mu_);
     latencies = latencies_ms_;
-    summary.failed = failed_;
-    summary.errors = errors_;
+    failed = failed_;
+    errors = errors_;
   }
-  summary.ok = static_cast<int64_t>(latencies.size());
+  LatencySummary summary =
+      SummarizeLatencies(std::move(latencies), failed, wall);
+  summary.errors = std::move(errors);
+  return summary;
+}
+
+namespace {
+
+// Nearest rank in `sorted`: the smallest value with at least p% of values
+// <= it.
+double NearestRank(const std::vector<double>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  const double rank = std::ceil(p / 100.0 * static_cast<double>(sorted.size()));
+  const size_t index = static_cast<size_t>(std::clamp(
+                           rank, 1.0, static_cast<double>(sorted.size()))) -
+                       1;
+  return sorted[index];
+}
+
+}  // namespace
+
+LatencySummary SummarizeLatencies(std::vector<double> latencies_ms,
+                                  int64_t failed, absl::Duration wall) {
+  std::sort(latencies_ms.begin(), latencies_ms.end());
+  LatencySummary summary;
+  summary.ok = static_cast<int64_t>(latencies_ms.size());
+  summary.failed = failed;
   summary.seconds = absl::ToDoubleSeconds(wall);
   summary.per_second = summary.seconds > 0
                            ? static_cast<double>(summary.ok) / summary.seconds
                            : 0;
-  std::sort(latencies.begin(), latencies.end());
-  summary.p50_ms = Percentile(latencies, 50);
-  summary.p99_ms = Percentile(latencies, 99);
-  summary.max_ms = latencies.empty() ? 0 : latencies.back();
+  summary.p50_ms = NearestRank(latencies_ms, 50);
+  summary.p99_ms = NearestRank(latencies_ms, 99);
+  summary.p999_ms = NearestRank(latencies_ms, 99.9);
+  summary.max_ms = latencies_ms.empty() ? 0 : latencies_ms.back();
   return summary;
 }
 
 double Percentile(std::vector<double> values, double p) {
-  if (values.empty()) return 0;
   std::sort(values.begin(), values.end());
-  // Nearest rank: the smallest value with at least p% of values <= it.
-  const double rank = std::ceil(p / 100.0 * static_cast<double>(values.size()));
-  const size_t index = static_cast<size_t>(std::clamp(
-                           rank, 1.0, static_cast<double>(values.size()))) -
-                       1;
-  return values[index];
+  return NearestRank(values, p);
 }
 
 std::string FormatSummary(const LatencySummary& s) {

@@ -2,12 +2,15 @@
 // as partner agencies and tests prepare them by hand or export them.
 //
 // Before handing the text to protobuf's JSON parser, the text is checked
-// here: syntax, nesting depth, UTF-8, and every field name and value type
-// against the message schema. That gives errors that say where the problem
-// is ("line 7, column 18: children[0].sex: unknown Sex name; did you mean
-// SEX_FEMALE?") without quoting the content, which is personal data and
-// must not end up in terminals, logs or bug reports. protobuf's own
-// messages quote it, so they are never passed on as they are.
+// (json_schema_checker.h, over nlohmann-json's SAX parser): syntax, nesting
+// depth, UTF-8, every field name and value type against the message schema,
+// and the contract's size limits (limits.proto), so that a referral over a
+// limit is refused here rather than by the broker. That gives errors that
+// say where the problem is ("line 7, column 18: children[0].sex: unknown
+// Sex name; did you mean SEX_FEMALE?") without quoting the content, which
+// is personal data and must not end up in terminals, logs or bug reports.
+// protobuf's and nlohmann's own messages quote it, so they are never passed
+// on as they are.
 //
 // The parser takes arbitrary bytes (it is fuzzed): it never crashes, never
 // recurses on the input, and bounds the size and nesting it accepts.
@@ -39,8 +42,9 @@ inline constexpr int kMaxJsonDepth = 64;
 // UTF-8 byte-order mark. Rejects unknown fields and fields given twice.
 //
 // On failure, INVALID_ARGUMENT with a message of the form
-// "line L, column C: field.path: what is wrong" that names fields and
-// positions but never quotes values.
+// "line L, column C: field.path: what is wrong" ("...: description: must be
+// at most 20000 bytes") that names fields and positions but never quotes
+// values.
 absl::Status ParseJsonMessage(absl::string_view json,
                               google::protobuf::Message* message);
 

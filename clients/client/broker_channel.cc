@@ -222,12 +222,15 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
                       status.error_message());
 }
 
-std::string StatusCodeName(grpc::StatusCode code) {
-  // absl and gRPC share the canonical code numbers and names.
-  std::string name =
-      absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
+std::string StatusCodeName(absl::StatusCode code) {
+  std::string name = absl::StatusCodeToString(code);
   if (name.empty()) return absl::StrCat("CODE_", static_cast<int>(code));
   return name;
+}
+
+std::string StatusCodeName(grpc::StatusCode code) {
+  // absl and gRPC share the canonical code numbers and names.
+  return StatusCodeName(static_cast<absl::StatusCode>(code));
 }
 
 void SetTimeout(grpc::ClientContext* context, absl::Duration timeout) {

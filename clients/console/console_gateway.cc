@@ -1,12 +1,12 @@
 #include "console_gateway.h"
 
 #include <google/protobuf/util/json_util.h>
-#include <grpcpp/grpcpp.h>
 
 #include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "base/timestamps.h"
 #include "broker_channel.h"
 #include "decision_names.h"
 
@@ -28,10 +28,6 @@ json ProtoJson(const google::protobuf::Message& message) {
   }
   json parsed = json::parse(text, nullptr, /*allow_exceptions=*/false);
   return parsed.is_discarded() ? json::object() : parsed;
-}
-
-absl::Time FromTimestamp(const google::protobuf::Timestamp& ts) {
-  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
 }
 
 std::string Rfc3339(absl::Time t) {
@@ -76,10 +72,11 @@ void EventStream::Push(std::string event) {
 
 ConsoleGateway::ConsoleGateway(std::shared_ptr<grpc::Channel> channel,
                                GatewayOptions options)
-    : options_(std::move(options)),
-      channel_(std::move(channel)),
-      triage_(v1::Triage::NewStub(channel_)),
-      operations_(v1::Operations::NewStub(channel_)) {}
+    : options_(std::move(options)), client_(channel) {
+  for (const std::string& queue : options_.queues) {
+    watch_cancellers_[queue] = std::make_unique<CallCanceller>();
+  }
+}
 
 ConsoleGateway::~ConsoleGateway() { Stop(); }
 
@@ -97,8 +94,8 @@ void ConsoleGateway::Stop() {
     for (auto& [queue, streams] : streams_) {
       for (auto& stream : streams) stream->Close();
     }
-    for (auto& [queue, call] : watch_calls_) call->TryCancel();
   }
+  for (auto& [queue, canceller] : watch_cancellers_) canceller->Cancel();
   for (std::thread& thread : threads_) {
     if (thread.joinable()) thread.join();
   }
@@ -110,12 +107,13 @@ bool ConsoleGateway::KnowsQueue(const std::string& queue) const {
          options_.queues.end();
 }
 
-void ConsoleGateway::ConfigureCall(grpc::ClientContext& context,
-                                   const std::string& user) const {
-  SetTimeout(&context, options_.call_timeout);
+CallOptions ConsoleGateway::CallFor(const std::string& user) const {
+  CallOptions call;
+  call.timeout = options_.call_timeout;
   // The broker records "<gateway principal> for <user>" in its audit trail
   // and in the referral's history.
-  if (!user.empty()) context.AddMetadata(kOnBehalfOfMetadataKey, user);
+  call.on_behalf_of = user;
+  return call;
 }
 
 std::optional<ConsoleGateway::ConsoleClaim> ConsoleGateway::FindClaim(
@@ -147,24 +145,51 @@ absl::StatusOr<ConsoleGateway::ConsoleClaim> ConsoleGateway::ClaimHeldBy(
   return *std::move(claim);
 }
 
+void ConsoleGateway::ForgetClaim(const std::string& referral_id,
+                                 const absl::Status& status,
+                                 std::optional<Finished> finished) {
+  // Done, or the lease was already gone: either way the console no longer
+  // holds the claim (and forgets its content).
+  if (!status.ok() && !absl::IsFailedPrecondition(status)) return;
+  absl::MutexLock lock(&mu_);
+  claims_.erase(referral_id);
+  if (status.ok() && finished.has_value()) {
+    finished_[referral_id] = *std::move(finished);
+  }
+}
+
+template <typename Request>
+absl::StatusOr<Request> ConsoleGateway::LeasedRequest(
+    const std::string& user, const std::string& referral_id) {
+  absl::StatusOr<ConsoleClaim> claim = ClaimHeldBy(user, referral_id);
+  if (!claim.ok()) return claim.status();
+  Request request;
+  request.set_referral_id(referral_id);
+  request.set_lease_token(claim->lease_token);
+  return request;
+}
+
+absl::StatusOr<v1::ListQueueResponse> ConsoleGateway::FirstPage(
+    const std::string& user, const std::string& queue, int page_size) const {
+  v1::ListQueueRequest request;
+  request.set_queue(queue);
+  request.mutable_page()->set_page_size(page_size);
+  return client_.ListQueue(request, CallFor(user));
+}
+
 absl::StatusOr<json> ConsoleGateway::ListQueues(const std::string& user) {
   json queues = json::array();
   for (const std::string& queue : options_.queues) {
-    v1::ListQueueRequest request;
-    request.set_queue(queue);
-    request.mutable_page()->set_page_size(200);
-    v1::ListQueueResponse response;
-    grpc::ClientContext context;
-    ConfigureCall(context, user);
-    grpc::Status status = triage_->ListQueue(&context, request, &response);
-    if (!status.ok()) return FromGrpcStatus(status);
+    absl::StatusOr<v1::ListQueueResponse> response =
+        FirstPage(user, queue, 200);
+    if (!response.ok()) return response.status();
     json entries = json::array();
-    for (const v1::QueueEntry& entry : response.entries()) {
+    for (const v1::QueueEntry& entry : response->entries()) {
       entries.push_back(ProtoJson(entry));
     }
     queues.push_back(json{{"queue", queue},
-                          {"ready_count", response.ready_count()},
-                          {"more", !response.next_page_token().empty()},
+                          {"ready_count", response->ready_count()},
+                          {"more", !response->next_page_token().empty()},
                           {"entries", std::move(entries)},
                           {"claimed", json::array()}});
   }
@@ -198,15 +223,13 @@ absl::StatusOr<json> ConsoleGateway::ClaimNext(const std::string& user,
   request.set_max(1);
   request.set_lease_seconds(options_.lease_seconds);
   request.set_worker(user);
-  v1::ClaimReferralsResponse response;
-  grpc::ClientContext context;
-  ConfigureCall(context, user);
-  grpc::Status status = triage_->ClaimReferrals(&context, request, &response);
-  if (!status.ok()) return FromGrpcStatus(status);
-  if (response.claims().empty()) {
+  absl::StatusOr<v1::ClaimReferralsResponse> response =
+      client_.ClaimReferrals(request, CallFor(user));
+  if (!response.ok()) return response.status();
+  if (response->claims().empty()) {
     return absl::NotFoundError("queue: nothing is waiting");
   }
-  const v1::ClaimedReferral& claimed = response.claims(0);
+  const v1::ClaimedReferral& claimed = response->claims(0);
   ConsoleClaim claim;
   claim.user = user;
   claim.queue = queue;
@@ -281,22 +304,17 @@ absl::StatusOr<json> ConsoleGateway::GetReferral(
   }
   // Waiting: found in its queue's first page, with its place in line.
   for (const std::string& queue : options_.queues) {
-    v1::ListQueueRequest request;
-    request.set_queue(queue);
-    request.mutable_page()->set_page_size(500);
-    v1::ListQueueResponse response;
-    grpc::ClientContext context;
-    ConfigureCall(context, user);
-    grpc::Status status = triage_->ListQueue(&context, request, &response);
-    if (!status.ok()) return FromGrpcStatus(status);
-    for (int i = 0; i < response.entries_size(); ++i) {
-      if (response.entries(i).referral_id() != referral_id) continue;
+    absl::StatusOr<v1::ListQueueResponse> response =
+        FirstPage(user, queue, 500);
+    if (!response.ok()) return response.status();
+    for (int i = 0; i < response->entries_size(); ++i) {
+      if (response->entries(i).referral_id() != referral_id) continue;
       return json{{"referral_id", referral_id},
                   {"status", "waiting"},
                   {"queue", queue},
                   {"position", i + 1},
-                  {"ready_count", response.ready_count()},
-                  {"entry", ProtoJson(response.entries(i))}};
+                  {"ready_count", response->ready_count()},
+                  {"entry", ProtoJson(response->entries(i))}};
     }
   }
   return absl::NotFoundError(
@@ -307,18 +325,14 @@ absl::StatusOr<json> ConsoleGateway::GetReferral(
 absl::StatusOr<json> ConsoleGateway::Extend(const std::string& user,
                                             const std::string& referral_id,
                                             int lease_seconds) {
-  absl::StatusOr<ConsoleClaim> claim = ClaimHeldBy(user, referral_id);
-  if (!claim.ok()) return claim.status();
-  v1::ExtendClaimRequest request;
-  request.set_referral_id(referral_id);
-  request.set_lease_token(claim->lease_token);
-  request.set_lease_seconds(lease_seconds);
-  v1::ExtendClaimResponse response;
-  grpc::ClientContext context;
-  ConfigureCall(context, user);
-  grpc::Status status = triage_->ExtendClaim(&context, request, &response);
-  if (!status.ok()) return FromGrpcStatus(status);
-  const absl::Time expires = FromTimestamp(response.lease_expires_at());
+  absl::StatusOr<v1::ExtendClaimRequest> request =
+      LeasedRequest<v1::ExtendClaimRequest>(user, referral_id);
+  if (!request.ok()) return request.status();
+  request->set_lease_seconds(lease_seconds);
+  absl::StatusOr<v1::ExtendClaimResponse> response =
+      client_.ExtendClaim(*request, CallFor(user));
+  if (!response.ok()) return response.status();
+  const absl::Time expires = FromTimestamp(response->lease_expires_at());
   absl::MutexLock lock(&mu_);
   if (auto found = claims_.find(referral_id); found != claims_.end()) {
     found->second.lease_expires_at = expires;
@@ -332,24 +346,15 @@ absl::StatusOr<json> ConsoleGateway::Extend(const std::string& user,
 absl::StatusOr<json> ConsoleGateway::Release(const std::string& user,
                                              const std::string& referral_id,
                                              const std::string& reason) {
-  absl::StatusOr<ConsoleClaim> claim = ClaimHeldBy(user, referral_id);
-  if (!claim.ok()) return claim.status();
-  v1::ReleaseReferralRequest request;
-  request.set_referral_id(referral_id);
-  request.set_lease_token(claim->lease_token);
-  request.set_reason(reason);
-  v1::ReleaseReferralResponse response;
-  grpc::ClientContext context;
-  ConfigureCall(context, user);
-  grpc::Status status = triage_->ReleaseReferral(&context, request, &response);
-  if (status.ok() || status.error_code() == grpc::FAILED_PRECONDITION) {
-    // Released, or the lease was already gone: either way the console no
-    // longer holds it (and forgets its content).
-    absl::MutexLock lock(&mu_);
-    claims_.erase(referral_id);
-  }
-  if (!status.ok()) return FromGrpcStatus(status);
-  return json{{"state", ShortName(response.state())}};
+  absl::StatusOr<v1::ReleaseReferralRequest> request =
+      LeasedRequest<v1::ReleaseReferralRequest>(user, referral_id);
+  if (!request.ok()) return request.status();
+  request->set_reason(reason);
+  absl::StatusOr<v1::ReleaseReferralResponse> response =
+      client_.ReleaseReferral(*request, CallFor(user));
+  ForgetClaim(referral_id, response.status(), std::nullopt);
+  if (!response.ok()) return response.status();
+  return json{{"state", ShortName(response->state())}};
 }
 
 absl::StatusOr<json> ConsoleGateway::Decide(const std::string& user,
@@ -359,42 +364,29 @@ absl::StatusOr<json> ConsoleGateway::Decide(const std::string& user,
                                             const std::string& feedback) {
   absl::StatusOr<v1::Decision> parsed = ParseDecision(decision);
   if (!parsed.ok()) return parsed.status();
-  absl::StatusOr<ConsoleClaim> claim = ClaimHeldBy(user, referral_id);
-  if (!claim.ok()) return claim.status();
-  v1::RecordDecisionRequest request;
-  request.set_referral_id(referral_id);
-  request.set_lease_token(claim->lease_token);
-  request.set_decision(*parsed);
-  request.set_rationale(rationale);
-  request.set_feedback(feedback);
-  v1::RecordDecisionResponse response;
-  grpc::ClientContext context;
-  ConfigureCall(context, user);
-  grpc::Status status = triage_->RecordDecision(&context, request, &response);
-  if (status.ok() || status.error_code() == grpc::FAILED_PRECONDITION) {
-    absl::MutexLock lock(&mu_);
-    claims_.erase(referral_id);
-    if (status.ok()) {
-      finished_[referral_id] =
-          Finished{user, absl::StrCat("decided: ", ShortName(*parsed)),
-                   FromTimestamp(response.decided_at())};
-    }
-  }
-  if (!status.ok()) return FromGrpcStatus(status);
-  return json{{"decided_at", Rfc3339(FromTimestamp(response.decided_at()))},
-              {"state", ShortName(response.state())}};
+  absl::StatusOr<v1::RecordDecisionRequest> request =
+      LeasedRequest<v1::RecordDecisionRequest>(user, referral_id);
+  if (!request.ok()) return request.status();
+  request->set_decision(*parsed);
+  request->set_rationale(rationale);
+  request->set_feedback(feedback);
+  absl::StatusOr<v1::RecordDecisionResponse> response =
+      client_.RecordDecision(*request, CallFor(user));
+  ForgetClaim(referral_id, response.status(),
+              Finished{user, absl::StrCat("decided: ", ShortName(*parsed)),
+                       response.ok() ? FromTimestamp(response->decided_at())
+                                     : absl::Time()});
+  if (!response.ok()) return response.status();
+  return json{{"decided_at", Rfc3339(FromTimestamp(response->decided_at()))},
+              {"state", ShortName(response->state())}};
 }
 
 absl::StatusOr<json> ConsoleGateway::Overview(const std::string& user) {
-  v1::GetQueueStatsRequest request;
-  v1::GetQueueStatsResponse response;
-  grpc::ClientContext context;
-  ConfigureCall(context, user);
-  grpc::Status status =
-      operations_->GetQueueStats(&context, request, &response);
-  if (!status.ok()) return FromGrpcStatus(status);
+  absl::StatusOr<v1::GetQueueStatsResponse> response =
+      client_.GetQueueStats(v1::GetQueueStatsRequest(), CallFor(user));
+  if (!response.ok()) return response.status();
   json queues = json::array();
-  for (const v1::QueueStats& stats : response.queues()) {
+  for (const v1::QueueStats& stats : response->queues()) {
     json q = ProtoJson(stats);
     // Durations as whole seconds: the page does arithmetic on them.
     q["oldest_ready_age_seconds"] = stats.oldest_ready_age().seconds();
@@ -411,7 +403,7 @@ absl::StatusOr<json> ConsoleGateway::Overview(const std::string& user) {
     }
     history[queue] = std::move(points);
   }
-  return json{{"at", Rfc3339(FromTimestamp(response.at()))},
+  return json{{"at", Rfc3339(FromTimestamp(response->at()))},
               {"queues", std::move(queues)},
               {"history", std::move(history)},
               {"sample_interval_seconds",
@@ -486,12 +478,13 @@ void ConsoleGateway::OnQueueEvent(const v1::QueueEvent& event) {
 void ConsoleGateway::WatchLoop(std::string queue) {
   absl::Duration backoff = absl::Seconds(1);
   bool first = true;
+  CallOptions call;
+  call.timeout = absl::InfiniteDuration();
+  call.canceller = watch_cancellers_.at(queue).get();
   while (true) {
-    auto context = std::make_shared<grpc::ClientContext>();
     {
       absl::MutexLock lock(&mu_);
       if (stopping_) return;
-      watch_calls_[queue] = context;
       // Events may have been missed while the stream was down: every
       // browser re-reads its list.
       if (!first) {
@@ -504,18 +497,18 @@ void ConsoleGateway::WatchLoop(std::string queue) {
     first = false;
     v1::WatchQueueRequest request;
     request.set_queue(queue);
-    std::unique_ptr<grpc::ClientReader<v1::QueueEvent>> reader =
-        triage_->WatchQueue(context.get(), request);
-    v1::QueueEvent event;
     bool received = false;
-    while (reader->Read(&event)) {
-      received = true;
-      OnQueueEvent(event);
-    }
-    reader->Finish();
+    // However the stream ends, it is opened again (unless stopping).
+    client_
+        .WatchQueue(
+            request, call, [] {},
+            [&](const v1::QueueEvent& event) {
+              received = true;
+              OnQueueEvent(event);
+            })
+        .IgnoreError();
     if (received) backoff = absl::Seconds(1);
     absl::MutexLock lock(&mu_);
-    watch_calls_.erase(queue);
     if (stopping_) return;
     // Reconnects after the broker restarts, without hammering it.
     mu_.AwaitWithTimeout(absl::Condition(&stopping_), backoff);
@@ -526,18 +519,14 @@ void ConsoleGateway::WatchLoop(std::string queue) {
 
 void ConsoleGateway::SampleLoop() {
   while (true) {
-    v1::GetQueueStatsRequest request;
-    v1::GetQueueStatsResponse response;
-    grpc::ClientContext context;
-    ConfigureCall(context, "");
-    grpc::Status status =
-        operations_->GetQueueStats(&context, request, &response);
+    const absl::StatusOr<v1::GetQueueStatsResponse> response =
+        client_.GetQueueStats(v1::GetQueueStatsRequest(), CallFor(""));
     const absl::Time now = options_.clock();
     absl::MutexLock lock(&mu_);
     if (stopping_) return;
-    if (status.ok()) {
+    if (response.ok()) {
       stats_error_.clear();
-      for (const v1::QueueStats& stats : response.queues()) {
+      for (const v1::QueueStats& stats : response->queues()) {
         auto& samples = samples_[stats.queue()];
         samples.push_back(
             DepthSample{now, stats.ready_count(), stats.claimed_count()});
@@ -547,7 +536,7 @@ void ConsoleGateway::SampleLoop() {
         }
       }
     } else {
-      stats_error_ = StatusCodeName(status.error_code());
+      stats_error_ = StatusCodeName(response.status().code());
     }
     mu_.AwaitWithTimeout(absl::Condition(&stopping_), options_.stats_interval);
     if (stopping_) return;

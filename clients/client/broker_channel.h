@@ -87,7 +87,9 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> ConnectToBroker(
 // The same code and message as an absl::Status (the numeric codes agree).
 absl::Status FromGrpcStatus(const grpc::Status& status);
 
-// The canonical name of a gRPC status code, e.g. "NOT_FOUND".
+// The canonical name of a status code, e.g. "NOT_FOUND" ("CODE_99" for a
+// number no version of gRPC knows).
+std::string StatusCodeName(absl::StatusCode code);
 std::string StatusCodeName(grpc::StatusCode code);
 
 // Sets a deadline `timeout` from now on `context`; no-op for an infinite

@@ -1,23 +1,12 @@
-// The load generator behind referral_loadgen: submits fictitious referrals
-// with many requests in flight through gRPC's callback API (no thread per
-// request), then drains them through ClaimReferrals and RecordDecision as
-// triage would, measuring every call.
-//
-// The drain decides only referrals this run submitted. Anything else it
-// claims is held until the drain ends and then released once with a
-// reason, which still costs its owner one delivery attempt: run it against
-// a broker (or queue) kept for load testing.
-#ifndef REFERRAL_CLIENTS_LOAD_GENERATOR_H_
-#define REFERRAL_CLIENTS_LOAD_GENERATOR_H_
-
-#include <grpcpp/channel.h>
+// What a load run of referral_loadgen is asked to do (LoadOptions) and
+// what it found (LoadReport), and the report of it: a block of text for
+// people, one JSON line for deploy/bench.sh.
+#ifndef REFERRAL_CLIENTS_LOAD_REPORT_H_
+#define REFERRAL_CLIENTS_LOAD_REPORT_H_
 
 #include <cstdint>
-#include <functional>
 #include <map>
-#include <memory>
 #include <string>
-#include <vector>
 
 #include "absl/time/time.h"
 #include "latency_stats.h"
@@ -66,9 +55,6 @@ struct LoadReport {
   std::map<std::string, int64_t> decided_per_queue;
   bool drain_complete = false;  // meaningful only when draining
   std::string drain_note;       // why the drain stopped early, if it did
-  // p99.9 of successful submits (LatencySummary stops at p99; the
-  // side-by-side benchmark, deploy/bench.sh, reports p99.9 too).
-  double submit_p999_ms = 0;
   // From MeasureEndToEnd when asked for (referral_loadgen --e2e_probes).
   bool has_e2e = false;
   LatencySummary e2e;
@@ -77,25 +63,6 @@ struct LoadReport {
     return submit.failed + claim.failed + decide.failed + release.failed;
   }
 };
-
-// The referral to submit as number `index` (0-based). Called concurrently.
-using ReferralSource = std::function<referral::v1::Referral(int64_t index)>;
-
-// Runs the whole load: submit, then (if options.drain) drain. Calls are
-// spread over `channels` round-robin. Never throws; failures are counted in
-// the report.
-LoadReport RunLoad(const std::vector<std::shared_ptr<grpc::Channel>>& channels,
-                   const LoadOptions& options, const ReferralSource& source);
-
-// End to end, one referral at a time, after the load: from the start of
-// SubmitReferral until ClaimReferrals (max 1, on the queue it was routed
-// to) hands it out, then decided so nothing is left behind. The latency is
-// submit-to-claimed; failed counts probes that never got there (or claimed
-// someone else's referral, which is then released). Run it on a drained
-// queue. Keys are options.key_prefix + "e2e-" + i.
-LatencySummary MeasureEndToEnd(const std::shared_ptr<grpc::Channel>& channel,
-                               const LoadOptions& options,
-                               const ReferralSource& source, int64_t probes);
 
 // Whether the run met its goal: no failed RPC and, when draining, every
 // submitted referral decided.
@@ -110,4 +77,4 @@ std::string LoadReportJson(const LoadOptions& options,
 
 }  // namespace referral::clients
 
-#endif  // REFERRAL_CLIENTS_LOAD_GENERATOR_H_
+#endif  // REFERRAL_CLIENTS_LOAD_REPORT_H_

@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "base/timestamps.h"
 #include "decision_names.h"
 
 namespace referral::clients {
@@ -29,15 +30,12 @@ std::string Str(absl::string_view s) { return s.empty() ? "-" : QuoteValue(s); }
 
 std::string FormatTimestamp(const google::protobuf::Timestamp& t) {
   if (t.seconds() == 0 && t.nanos() == 0) return "-";
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
-                          absl::FromUnixSeconds(t.seconds()),
-                          absl::UTCTimeZone());
+  return FormatUtcSeconds(FromTimestamp(t));
 }
 
 std::string FormatDuration(const google::protobuf::Duration& d) {
-  const absl::Duration duration =
-      absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
-  return absl::FormatDuration(absl::Trunc(duration, absl::Milliseconds(1)));
+  return absl::FormatDuration(
+      absl::Trunc(FromDurationProto(d), absl::Milliseconds(1)));
 }
 
 std::string QuoteValue(absl::string_view value) {

@@ -15,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
+#include "base/json_log.h"
 #include "console_users.h"
 #include "nlohmann/json.hpp"
 
@@ -111,30 +112,7 @@ std::string StringField(const json& body, const char* name) {
   return found->get<std::string>();
 }
 
-std::atomic<bool> g_debug_logging{false};
-
 }  // namespace
-
-void SetConsoleDebugLogging(bool on) { g_debug_logging.store(on); }
-
-void LogConsoleEvent(
-    absl::string_view level, absl::string_view event,
-    std::initializer_list<std::pair<absl::string_view, std::string>> fields) {
-  if (level == "debug" && !g_debug_logging.load(std::memory_order_relaxed)) {
-    return;
-  }
-  // In the broker's field order: time, level, event, then the fields.
-  nlohmann::ordered_json line;
-  line["time"] = absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::Now(),
-                                  absl::UTCTimeZone());
-  line["level"] = std::string(level);
-  line["event"] = std::string(event);
-  for (const auto& [key, value] : fields) line[std::string(key)] = value;
-  const std::string text =
-      line.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
-  std::fwrite(text.data(), 1, text.size(), stderr);
-  std::fflush(stderr);
-}
 
 struct ConsoleServer::Impl {
   Impl(ConsoleServerOptions options, ConsoleGateway* gateway)
@@ -197,7 +175,7 @@ httplib::Server::Handler ConsoleServer::Impl::WithSession(
       }
       if (!TokensEqual(req.get_header_value(kCsrfHeader),
                        session->csrf_token)) {
-        LogConsoleEvent("warning", "csrf_refused", {{"path", req.path}});
+        LogEvent(LogLevel::kWarning, "csrf_refused", {{"path", req.path}});
         SendError(res,
                   absl::PermissionDeniedError("missing or wrong CSRF token"));
         return;
@@ -248,15 +226,15 @@ void ConsoleServer::Impl::SignIn(const httplib::Request& req,
     return;
   }
   if (LockedOut(user)) {
-    LogConsoleEvent("warning", "sign_in_locked_out", {{"user", user}});
+    LogEvent(LogLevel::kWarning, "sign_in_locked_out", {{"user", user}});
     SendError(res, absl::ResourceExhaustedError(
                        "too many failed sign-ins; try again later"));
     return;
   }
   absl::StatusOr<UserDirectory> users = UserDirectory::Load(options.users_file);
   if (!users.ok()) {
-    LogConsoleEvent("error", "users_file_unreadable",
-                    {{"reason", std::string(users.status().message())}});
+    LogEvent(LogLevel::kError, "users_file_unreadable",
+             {{"reason", std::string(users.status().message())}});
     SendError(res, absl::UnavailableError("sign-in is not available"));
     return;
   }
@@ -277,12 +255,12 @@ void ConsoleServer::Impl::SignIn(const httplib::Request& req,
   }
   RecordSignIn(user, ok);
   if (!ok) {
-    LogConsoleEvent("warning", "sign_in_failed", {{"user", user}});
+    LogEvent(LogLevel::kWarning, "sign_in_failed", {{"user", user}});
     SendError(res, absl::UnauthenticatedError("wrong user name or password"));
     return;
   }
   NewSession created = sessions.Create(user);
-  LogConsoleEvent("info", "signed_in", {{"user", user}});
+  LogEvent(LogLevel::kInfo, "signed_in", {{"user", user}});
   res.set_header(
       "Set-Cookie",
       SessionCookie(created.session_token, options.sessions.absolute_timeout));
@@ -318,7 +296,7 @@ void ConsoleServer::Impl::Routes() {
       WithSession(true, [this](const httplib::Request& req,
                                httplib::Response& res, const Session& session) {
         sessions.Delete(CookieValue(req, kSessionCookie));
-        LogConsoleEvent("info", "signed_out", {{"user", session.user}});
+        LogEvent(LogLevel::kInfo, "signed_out", {{"user", session.user}});
         res.set_header("Set-Cookie", SessionCookie("", absl::ZeroDuration()));
         SendJson(res, 200, json{{"signed_out", true}});
       }));
@@ -497,16 +475,16 @@ absl::StatusOr<std::unique_ptr<ConsoleServer>> ConsoleServer::Create(
   });
   server.set_exception_handler([](const httplib::Request& req,
                                   httplib::Response& res, std::exception_ptr) {
-    LogConsoleEvent("error", "request_failed", {{"path", req.path}});
+    LogEvent(LogLevel::kError, "request_failed", {{"path", req.path}});
     SendError(res, absl::InternalError("internal error"));
   });
   server.set_logger(
       [](const httplib::Request& req, const httplib::Response& res) {
         // Method, path (ids only) and status: never bodies or query strings.
-        LogConsoleEvent("debug", "http_request",
-                        {{"method", req.method},
-                         {"path", req.path},
-                         {"status", absl::StrCat(res.status)}});
+        LogEvent(LogLevel::kDebug, "http_request",
+                 {{"method", req.method},
+                  {"path", req.path},
+                  {"status", absl::StrCat(res.status)}});
       });
   impl->Routes();
 

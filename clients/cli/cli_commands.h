@@ -1,7 +1,11 @@
 // The referral_cli subcommands: what each accepts, how it calls the broker
 // and how it prints the result. main() only parses flags into CliOptions
 // and picks the command, so that tests can run every command against an
-// in-process fake broker and adding flags (TLS) touches main() alone.
+// in-process fake broker and adding flags (TLS) touches main() alone. The
+// commands live by audience in agency_commands.cc, triage_commands.cc,
+// ops_commands.cc and admin_commands.cc, over the typed client
+// (broker_client.h); this unit holds the table, the usage text and the
+// checks common to all.
 //
 // Exit codes: 0 success; 1 the broker (or the connection to it) returned an
 // error, printed as its status code name and message; 2 a usage or local
@@ -19,7 +23,6 @@
 #define REFERRAL_CLIENTS_CLI_COMMANDS_H_
 
 #include <grpcpp/channel.h>
-#include <grpcpp/client_context.h>
 
 #include <cstdint>
 #include <memory>
@@ -27,10 +30,9 @@
 #include <string>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "call_canceller.h"
 
 namespace referral::clients {
 
@@ -72,33 +74,6 @@ struct CliOptions {
 // a container probe's own timeout (Docker's default is 30s).
 inline constexpr absl::Duration kHealthTimeout = absl::Seconds(5);
 
-// Lets a signal handler thread end a long-running command (watch, stats
-// --watch) cleanly: a bound call finishes as CANCELLED, a wait between
-// refreshes ends at once, and the command exits as documented above.
-class CallCanceller {
- public:
-  // Cancels at once if Cancel() was already requested.
-  void Bind(grpc::ClientContext* context);
-  void Unbind();
-  // Between Attend() and Leave() the command handles interruption itself
-  // even while no call is bound (it checks requested() or waits in
-  // WaitForCancel), so Cancel() reports it as handled.
-  void Attend();
-  void Leave();
-  // Cancels the bound call and wakes WaitForCancel; false when nothing
-  // handles the request (the caller may then simply exit).
-  bool Cancel();
-  bool requested() const;
-  // Waits until Cancel() or `timeout`; true when cancelled.
-  bool WaitForCancel(absl::Duration timeout) const;
-
- private:
-  mutable absl::Mutex mu_;
-  grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
-  bool attended_ ABSL_GUARDED_BY(mu_) = false;
-  bool requested_ ABSL_GUARDED_BY(mu_) = false;
-};
-
 struct CliEnv {
   std::shared_ptr<grpc::ChannelInterface> channel;
   CliOptions options;
@@ -107,7 +82,11 @@ struct CliEnv {
   // stats --watch clears the screen between refreshes only on a terminal;
   // piped output gets a separator line instead.
   bool out_is_terminal = false;
-  CallCanceller* canceller = nullptr;  // optional
+  // Optional: lets a signal handler thread end a long-running command
+  // (watch, stats --watch) cleanly: a bound call finishes as CANCELLED, a
+  // wait between refreshes ends at once, and the command exits as
+  // documented above.
+  CallCanceller* canceller = nullptr;
 };
 
 struct CommandSpec {

@@ -38,17 +38,6 @@ struct ConsoleServerOptions {
   int http_threads = 48;
 };
 
-// Debug lines (one per HTTP request: method, path, status) are off unless
-// turned on here.
-void SetConsoleDebugLogging(bool on);
-
-// One JSON log line on stderr, like the broker's: time, level, event and
-// the given fields (ids, codes, paths; never personal data).
-void LogConsoleEvent(
-    absl::string_view level, absl::string_view event,
-    std::initializer_list<std::pair<absl::string_view, std::string>> fields =
-        {});
-
 class ConsoleServer {
  public:
   // Loads the static files and the TLS key pair and binds the port.
