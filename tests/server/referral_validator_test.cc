@@ -797,9 +797,9 @@ struct CountLimit {
 
 TEST(CountLimitsTest, EveryStatedCountIsEnforced) {
   const std::vector<CountLimit> limits = {
-      {"referral.household_members: at most 20 people may be listed", 20,
+      {"referral.household_members: at most 20 household members", 20,
        [](Referral& r) { *r.add_household_members() = ValidPerson(); }},
-      {"referral.alleged_perpetrators: at most 10 people may be listed", 10,
+      {"referral.alleged_perpetrators: at most 10 alleged perpetrators", 10,
        [](Referral& r) { *r.add_alleged_perpetrators() = ValidPerson(); }},
       {"referral.children[0].other_names: at most 5 other names", 5,
        [](Referral& r) { r.mutable_children(0)->add_other_names("Known-as"); }},
@@ -807,7 +807,7 @@ TEST(CountLimitsTest, EveryStatedCountIsEnforced) {
        [](Referral& r) {
          r.mutable_children(0)->mutable_address()->add_lines("A line");
        }},
-      {"referral.cin_factor_codes: at most 30 codes", 30,
+      {"referral.cin_factor_codes: at most 30 cin factor codes", 30,
        [](Referral& r) { r.add_cin_factor_codes("3B"); }},
   };
   for (const CountLimit& limit : limits) {

@@ -17,6 +17,7 @@
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
 #include "referral/v1/broker.pb.h"
+#include "referral/v1/contract_limits.h"
 #include "referral/v1/referral.pb.h"
 #include "rules/field_violations.h"
 #include "rules/identifiers.h"
@@ -38,87 +39,14 @@ using ::referral::v1::Referral;
 using ::referral::v1::Referrer;
 using ::referral::v1::SubmitReferralRequest;
 
-// Counts from the comments in referral.proto and broker.proto.
-constexpr int kMaxChildren = 10;
-constexpr int kMaxHouseholdMembers = 20;
-constexpr int kMaxAllegedPerpetrators = 10;
-constexpr int kMaxConcerns = 22;
-constexpr int kMaxCinFactorCodes = 30;
-constexpr std::size_t kMaxCinFactorCodeBytes = 4;
-constexpr int kMaxAddressLines = 4;
-constexpr std::size_t kMaxAddressLineBytes = 120;
-constexpr int kMaxOtherNames = 5;
-constexpr std::size_t kMaxOtherNameBytes = 100;
-constexpr std::size_t kMaxIdempotencyKeyBytes = 128;
+// String and list limits are not here: they are declared once, on the
+// fields of referral.proto and broker.proto (limits.proto), and read by
+// reflection (contract_limits.h) in CheckTextRecursively.
 constexpr int kMinYear = 1900;
 constexpr int kMaxYear = 2200;
 constexpr int kChildAgeLimitYears = 18;
 constexpr int kCareLeaverAgeLimitYears = 25;
 constexpr int kMaxMonthsUntilDue = 10;
-
-// A string field of message type Msg with its byte limit. Fields whose
-// format is checked separately (identifiers, postcodes) are listed with no
-// limit of their own: the format bounds them.
-template <typename Msg>
-struct StringField {
-  std::string_view name;
-  const std::string& (Msg::*get)() const;
-  std::size_t max_bytes;  // 0: no byte limit
-  bool required;          // must be non-empty after trimming
-};
-
-// Byte limits exactly as stated in referral.proto.
-constexpr StringField<Referrer> kReferrerStrings[] = {
-    {"organisation", &Referrer::organisation, 200, false},
-    {"name", &Referrer::name, 200, false},
-    {"role", &Referrer::role, 200, false},
-    {"phone", &Referrer::phone, 40, false},
-    {"email", &Referrer::email, 254, false},
-    {"relationship_to_child", &Referrer::relationship_to_child, 500, false},
-};
-
-// family_name is required only for a born child, so that rule is separate.
-constexpr StringField<Child> kChildStrings[] = {
-    {"given_name", &Child::given_name, 100, false},
-    {"family_name", &Child::family_name, 100, false},
-    {"gender", &Child::gender, 50, false},
-    {"school", &Child::school, 200, false},
-    {"ethnicity", &Child::ethnicity, 50, false},
-    {"first_language", &Child::first_language, 50, false},
-    {"disability_or_special_needs", &Child::disability_or_special_needs, 1000,
-     false},
-    {"parental_responsibility", &Child::parental_responsibility, 500, false},
-    {"current_whereabouts", &Child::current_whereabouts, 500, false},
-};
-
-constexpr StringField<Person> kPersonStrings[] = {
-    {"given_name", &Person::given_name, 100, false},
-    {"family_name", &Person::family_name, 100, false},
-    {"relationship", &Person::relationship, 200, false},
-    {"notes", &Person::notes, 2000, false},
-};
-
-constexpr StringField<Address> kAddressStrings[] = {
-    {"town", &Address::town, 80, false},
-};
-
-constexpr StringField<ChildVoice> kChildVoiceStrings[] = {
-    {"words", &ChildVoice::words, 10000, false},
-    {"not_captured_reason", &ChildVoice::not_captured_reason, 1000, false},
-};
-
-constexpr StringField<Consent> kConsentStrings[] = {
-    {"reason_shared_without_consent", &Consent::reason_shared_without_consent,
-     2000, false},
-};
-
-constexpr StringField<Referral> kReferralStrings[] = {
-    {"description", &Referral::description, 20000, true},
-    {"referrer_reference", &Referral::referrer_reference, 64, false},
-    {"background", &Referral::background, 10000, false},
-    {"support_already_given", &Referral::support_already_given, 5000, false},
-    {"hoped_for_outcome", &Referral::hoped_for_outcome, 2000, false},
-};
 
 // Children in Need census factor codes (domain notes section 4). Factors 1
 // to 6 can be about the child (A), a parent or carer (B) or another
@@ -180,15 +108,16 @@ std::string_view Trimmed(std::string_view s) {
   return s;
 }
 
-// Walks every string field of `message` (recursively, including repeated
-// ones) by reflection, so a field added to the proto later is covered
-// without anyone remembering to list it here. protobuf C++ does not reject
-// invalid UTF-8 in every path (in-process setters, some parsers), and a
-// stored invalid string breaks JSON export and the council's case system
-// downstream.
-// Where CheckUtf8Recursively is: a chain up to the root, turned into a
-// field path only when there is something to report (most referrals have
-// nothing, and they are checked on every submission).
+// Walks every field of `message` (recursively) by reflection, so a field
+// added to the proto later is covered without anyone remembering to list
+// it here: every string must be valid UTF-8 (protobuf C++ does not reject
+// invalid UTF-8 on every path, and a stored invalid string breaks JSON
+// export and the council's case system downstream), and every string and
+// list must keep within the limits the contract declares on its field.
+//
+// Where the walk is: a chain up to the root, turned into a field path only
+// when there is something to report (most referrals have nothing, and they
+// are checked on every submission).
 struct FieldStep {
   const FieldStep* parent = nullptr;
   std::string_view name;  // the root's name is the whole prefix
@@ -201,7 +130,16 @@ struct FieldStep {
   }
 };
 
-void CheckUtf8Recursively(const Message& message, const FieldStep& at,
+// "other_names" -> "other names", for "at most 5 other names".
+std::string ItemsNoun(const FieldDescriptor& field) {
+  std::string noun = field.name();
+  for (char& c : noun) {
+    if (c == '_') c = ' ';
+  }
+  return noun;
+}
+
+void CheckTextRecursively(const Message& message, const FieldStep& at,
                           FieldViolations& violations) {
   const Reflection* reflection = message.GetReflection();
   std::vector<const FieldDescriptor*> fields;
@@ -210,7 +148,16 @@ void CheckUtf8Recursively(const Message& message, const FieldStep& at,
   for (const FieldDescriptor* field : fields) {
     const bool repeated = field->is_repeated();
     const int n = repeated ? reflection->FieldSize(message, field) : 1;
+    if (repeated) {
+      const uint32_t max_items = v1::LimitsOf(*field).max_items;
+      if (max_items > 0 && static_cast<uint32_t>(n) > max_items) {
+        const FieldStep step{&at, field->name(), -1};
+        violations.Add(step.ToPath(), absl::StrCat("at most ", max_items, " ",
+                                                   ItemsNoun(*field)));
+      }
+    }
     if (field->type() == FieldDescriptor::TYPE_STRING) {
+      const uint32_t max_bytes = v1::ValueByteLimit(*field);
       for (int i = 0; i < n; ++i) {
         const std::string& value =
             repeated ? reflection->GetRepeatedStringReference(message, field, i,
@@ -219,12 +166,16 @@ void CheckUtf8Recursively(const Message& message, const FieldStep& at,
         if (!IsValidUtf8(value)) {
           const FieldStep step{&at, field->name(), repeated ? i : -1};
           violations.Add(step.ToPath(), "must be valid UTF-8");
+        } else if (max_bytes > 0 && value.size() > max_bytes) {
+          const FieldStep step{&at, field->name(), repeated ? i : -1};
+          violations.Add(step.ToPath(),
+                         absl::StrCat("must be at most ", max_bytes, " bytes"));
         }
       }
     } else if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
       for (int i = 0; i < n; ++i) {
         const FieldStep step{&at, field->name(), repeated ? i : -1};
-        CheckUtf8Recursively(
+        CheckTextRecursively(
             repeated ? reflection->GetRepeatedMessage(message, field, i)
                      : reflection->GetMessage(message, field),
             step, violations);
@@ -233,48 +184,19 @@ void CheckUtf8Recursively(const Message& message, const FieldStep& at,
   }
 }
 
-void CheckUtf8Recursively(const Message& message, std::string_view prefix,
+void CheckTextRecursively(const Message& message, std::string_view prefix,
                           FieldViolations& violations) {
-  CheckUtf8Recursively(message, FieldStep{nullptr, prefix, -1}, violations);
+  CheckTextRecursively(message, FieldStep{nullptr, prefix, -1}, violations);
 }
 
-void CheckLength(std::string_view path, std::string_view value,
-                 std::size_t max_bytes, FieldViolations& violations) {
-  if (max_bytes > 0 && value.size() > max_bytes) {
-    violations.Add(path, absl::StrCat("must be at most ", max_bytes, " bytes"));
-  }
-}
-
-template <typename Msg, std::size_t N>
-void CheckStrings(const Msg& message, std::string_view prefix,
-                  const StringField<Msg> (&fields)[N],
-                  FieldViolations& violations) {
-  for (const StringField<Msg>& field : fields) {
-    const std::string& value = (message.*field.get)();
-    // The path is built only for a violation: this runs for every field of
-    // every submission.
-    if (field.required && Trimmed(value).empty()) {
-      violations.Add(Path(prefix, field.name), "is required");
-      continue;
-    }
-    if (field.max_bytes > 0 && value.size() > field.max_bytes) {
-      CheckLength(Path(prefix, field.name), value, field.max_bytes, violations);
-    }
-  }
-}
-
-// A repeated string field: at most `max_count` entries of `max_bytes` each.
-void CheckRepeatedStrings(
-    const google::protobuf::RepeatedPtrField<std::string>& values,
-    std::string_view prefix, std::string_view name, int max_count,
-    std::size_t max_bytes, std::string_view what, FieldViolations& violations) {
-  if (values.size() > max_count) {
-    violations.Add(Path(prefix, name),
-                   absl::StrCat("at most ", max_count, " ", std::string(what)));
-  }
-  for (int i = 0; i < values.size(); ++i) {
-    CheckLength(Indexed(prefix, name, i), values.Get(i), max_bytes, violations);
-  }
+// Whether `value` of `field` keeps within its declared byte limit (format
+// checks skip values already refused for their length).
+bool WithinByteLimit(const Message& message, std::string_view field_name,
+                     std::string_view value) {
+  const FieldDescriptor* field =
+      message.GetDescriptor()->FindFieldByName(std::string(field_name));
+  const uint32_t max_bytes = field ? v1::ValueByteLimit(*field) : 0;
+  return max_bytes == 0 || value.size() <= max_bytes;
 }
 
 int DaysInMonth(int year, int month) {
@@ -333,9 +255,6 @@ void CheckPostcode(std::string_view path, std::string_view postcode,
 
 void CheckAddress(const Address& address, std::string_view prefix,
                   FieldViolations& violations) {
-  CheckRepeatedStrings(address.lines(), prefix, "lines", kMaxAddressLines,
-                       kMaxAddressLineBytes, "lines", violations);
-  CheckStrings(address, prefix, kAddressStrings, violations);
   CheckPostcode(Path(prefix, "postcode"), address.postcode(), violations);
 }
 
@@ -379,11 +298,6 @@ void CheckUniquePupilNumber(std::string_view path, std::string_view value,
 
 void CheckChild(const Child& child, std::string_view prefix,
                 absl::CivilDay today, FieldViolations& violations) {
-  CheckStrings(child, prefix, kChildStrings, violations);
-  CheckRepeatedStrings(child.other_names(), prefix, "other_names",
-                       kMaxOtherNames, kMaxOtherNameBytes, "other names",
-                       violations);
-
   const bool has_birth =
       child.has_date_of_birth() && !IsCalendarDateAbsent(child.date_of_birth());
   const bool has_due = child.has_expected_due_date() &&
@@ -445,7 +359,6 @@ void CheckChild(const Child& child, std::string_view prefix,
 
 void CheckPerson(const Person& person, std::string_view prefix,
                  absl::CivilDay today, FieldViolations& violations) {
-  CheckStrings(person, prefix, kPersonStrings, violations);
   if (person.has_date_of_birth() &&
       !IsCalendarDateAbsent(person.date_of_birth())) {
     const std::string path = Path(prefix, "date_of_birth");
@@ -460,12 +373,8 @@ void CheckPerson(const Person& person, std::string_view prefix,
 }
 
 void CheckPeople(const google::protobuf::RepeatedPtrField<Person>& people,
-                 std::string_view prefix, std::string_view name, int max_count,
+                 std::string_view prefix, std::string_view name,
                  absl::CivilDay today, FieldViolations& violations) {
-  if (people.size() > max_count) {
-    violations.Add(Path(prefix, name), absl::StrCat("at most ", max_count,
-                                                    " people may be listed"));
-  }
   for (int i = 0; i < people.size(); ++i) {
     CheckPerson(people.Get(i), Indexed(prefix, name, i), today, violations);
   }
@@ -491,7 +400,6 @@ void CheckReferrer(const Referral& referral, std::string_view prefix,
     violations.Add(Path(prefix, "agency_id"),
                    "must be 1 to 64 characters from a-z, 0-9 and '-'");
   }
-  CheckStrings(referrer, prefix, kReferrerStrings, violations);
 }
 
 void CheckConcerns(const Referral& referral, std::string_view prefix,
@@ -499,8 +407,6 @@ void CheckConcerns(const Referral& referral, std::string_view prefix,
   const std::string path = Path(prefix, "concerns");
   if (referral.concerns_size() == 0) {
     violations.Add(path, "at least one concern is required");
-  } else if (referral.concerns_size() > kMaxConcerns) {
-    violations.Add(path, absl::StrCat("at most ", kMaxConcerns, " concerns"));
   }
   absl::flat_hash_set<int> seen;
   for (int i = 0; i < referral.concerns_size(); ++i) {
@@ -519,17 +425,11 @@ void CheckConcerns(const Referral& referral, std::string_view prefix,
 void CheckCinFactorCodes(const Referral& referral, std::string_view prefix,
                          FieldViolations& violations) {
   const auto& codes = referral.cin_factor_codes();
-  if (codes.size() > kMaxCinFactorCodes) {
-    violations.Add(Path(prefix, "cin_factor_codes"),
-                   absl::StrCat("at most ", kMaxCinFactorCodes, " codes"));
-  }
   for (int i = 0; i < codes.size(); ++i) {
-    const std::string path = Indexed(prefix, "cin_factor_codes", i);
-    if (codes.Get(i).size() > kMaxCinFactorCodeBytes) {
-      violations.Add(path, absl::StrCat("must be at most ",
-                                        kMaxCinFactorCodeBytes, " bytes"));
-    } else if (!KnownCinFactorCodes().contains(Trimmed(codes.Get(i)))) {
-      violations.Add(path, "is not a Children in Need census factor code");
+    if (WithinByteLimit(referral, "cin_factor_codes", codes.Get(i)) &&
+        !KnownCinFactorCodes().contains(Trimmed(codes.Get(i)))) {
+      violations.Add(Indexed(prefix, "cin_factor_codes", i),
+                     "is not a Children in Need census factor code");
     }
   }
 }
@@ -541,7 +441,6 @@ void CheckConsent(const Referral& referral, std::string_view prefix,
     return;
   }
   const Consent& consent = referral.consent();
-  CheckStrings(consent, prefix, kConsentStrings, violations);
   if (consent.status() == referral::v1::CONSENT_STATUS_UNSPECIFIED) {
     violations.Add(Path(prefix, "status"), "is required");
   } else if (!referral::v1::ConsentStatus_IsValid(consent.status())) {
@@ -558,28 +457,24 @@ void CheckConsent(const Referral& referral, std::string_view prefix,
 void CheckReferral(const Referral& referral, absl::CivilDay today,
                    FieldViolations& violations) {
   constexpr std::string_view kPrefix = "referral";
-  CheckUtf8Recursively(referral, kPrefix, violations);
+  CheckTextRecursively(referral, kPrefix, violations);
   CheckReferrer(referral, Path(kPrefix, "referrer"), violations);
 
   if (referral.children_size() == 0) {
     violations.Add(Path(kPrefix, "children"), "at least one child is required");
-  } else if (referral.children_size() > kMaxChildren) {
-    violations.Add(Path(kPrefix, "children"),
-                   absl::StrCat("at most ", kMaxChildren, " children"));
   }
   for (int i = 0; i < referral.children_size(); ++i) {
     CheckChild(referral.children(i), Indexed(kPrefix, "children", i), today,
                violations);
   }
   CheckPeople(referral.household_members(), kPrefix, "household_members",
-              kMaxHouseholdMembers, today, violations);
+              today, violations);
   CheckPeople(referral.alleged_perpetrators(), kPrefix, "alleged_perpetrators",
-              kMaxAllegedPerpetrators, today, violations);
+              today, violations);
   CheckConcerns(referral, kPrefix, violations);
-  CheckStrings(referral, kPrefix, kReferralStrings, violations);
-  if (referral.has_child_voice()) {
-    CheckStrings(referral.child_voice(), Path(kPrefix, "child_voice"),
-                 kChildVoiceStrings, violations);
+  // The one required free text; its length is checked with the others.
+  if (Trimmed(referral.description()).empty()) {
+    violations.Add(Path(kPrefix, "description"), "is required");
   }
   CheckConsent(referral, Path(kPrefix, "consent"), violations);
   CheckCinFactorCodes(referral, kPrefix, violations);
@@ -591,9 +486,10 @@ void CheckIdempotencyKey(std::string_view key, FieldViolations& violations) {
     violations.Add(kPath, "is required");
     return;
   }
-  if (key.size() > kMaxIdempotencyKeyBytes) {
-    violations.Add(kPath, absl::StrCat("must be at most ",
-                                       kMaxIdempotencyKeyBytes, " bytes"));
+  const uint32_t max_bytes = v1::ValueByteLimit(
+      *SubmitReferralRequest::descriptor()->FindFieldByName("idempotency_key"));
+  if (key.size() > max_bytes) {
+    violations.Add(kPath, absl::StrCat("must be at most ", max_bytes, " bytes"));
   }
   for (char c : key) {
     if (c < 0x20 || c > 0x7E) {
