@@ -522,7 +522,7 @@ absl::Status CheckKeyFileOutsideDataDir(const std::string& key_file,
 }
 
 absl::StatusOr<std::unique_ptr<rocksdb::Env>> NewEncryptedEnvWithKey(
-    const std::string& key) {
+    const std::string& key, std::shared_ptr<rocksdb::FileSystem> base) {
   if (key.size() != kEncryptionKeyBytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("encryption key must be ", kEncryptionKeyBytes, " bytes"));
@@ -538,8 +538,9 @@ absl::StatusOr<std::unique_ptr<rocksdb::Env>> NewEncryptedEnvWithKey(
   }
   auto provider = std::make_shared<RandomPrefixCtrProvider>(
       rocksdb::EncryptionProvider::NewCTRProvider(cipher));
-  std::shared_ptr<rocksdb::FileSystem> fs =
-      rocksdb::NewEncryptedFS(rocksdb::FileSystem::Default(), provider);
+  std::shared_ptr<rocksdb::FileSystem> fs = rocksdb::NewEncryptedFS(
+      base != nullptr ? std::move(base) : rocksdb::FileSystem::Default(),
+      provider);
   if (fs == nullptr) {
     return absl::InternalError("cannot create RocksDB's encrypted file system");
   }

@@ -18,7 +18,6 @@
 namespace referral::storage {
 
 using ::referral::storage::v1::StoredReferral;
-using ::referral::v1::QueueEvent;
 
 int64_t ToMicros(absl::Time t) { return absl::ToUnixMicros(t); }
 
@@ -80,28 +79,6 @@ void AddHistory(StoredReferral& record, ::referral::v1::Stage stage,
   event->set_queue(std::string(queue));
   event->set_detail(std::string(detail));
   event->set_delivery_attempt(delivery_attempt);
-}
-
-QueueEvent MakeEvent(QueueEvent::Kind kind, const StoredReferral& record,
-                     std::string_view queue, absl::Time at,
-                     std::string_view worker) {
-  QueueEvent event;
-  event.set_kind(kind);
-  event.set_queue(std::string(queue));
-  event.set_referral_id(record.referral_id());
-  *event.mutable_at() = ToTimestamp(at);
-  event.set_priority_band(record.band());
-  *event.mutable_due_at() = ToTimestamp(FromMicros(record.due_at_us()));
-  event.set_worker(std::string(worker));
-  event.set_agency_type(record.referral().referrer().agency_type());
-  if (kind == QueueEvent::KIND_DECIDED) {
-    event.set_decision(record.decision().decision());
-  }
-  if (kind == QueueEvent::KIND_CLAIMED) {
-    // Claim has already counted this delivery.
-    event.set_delivery_attempt(record.delivery_attempts());
-  }
-  return event;
 }
 
 absl::Status FromRocksStatus(const rocksdb::Status& status,
