@@ -66,8 +66,13 @@ class BrokerImpl final : public Broker {
     store_options.clock = options_.clock;
     store_options.decision_stats_window = options_.decision_stats_window;
     store_options.on_committed =
-        [watchers = &watchers_,
-         metrics = &metrics_](const std::vector<v1::QueueEvent>& events) {
+        [watchers = &watchers_, metrics = &metrics_](
+            const std::vector<storage::CommittedChange>& changes) {
+          std::vector<v1::QueueEvent> events;
+          events.reserve(changes.size());
+          for (const storage::CommittedChange& change : changes) {
+            events.push_back(ToQueueEvent(change));
+          }
           metrics->CountCommitted(events);
           LogCommittedQueueEvents(events);
           watchers->Publish(events);

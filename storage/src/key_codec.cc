@@ -1,6 +1,5 @@
 #include "key_codec.h"
 
-#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <optional>
@@ -8,8 +7,8 @@
 #include <string_view>
 #include <utility>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
+#include "base/hex.h"
 
 namespace referral::storage::keys {
 namespace {
@@ -412,17 +411,11 @@ std::optional<ParsedReferralId> ParseReferralId(std::string_view id) {
   return out;
 }
 
-std::string ToHex(std::string_view bytes) {
-  return absl::BytesToHexString(absl::string_view(bytes.data(), bytes.size()));
-}
+std::string ToHex(std::string_view bytes) { return BytesToHex(bytes); }
 
 std::optional<std::string> FromHex(std::string_view hex) {
   // Upper case is not a token we issued.
-  const bool lower_hex = std::all_of(hex.begin(), hex.end(), [](char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-  });
-  if (hex.size() % 2 != 0 || !lower_hex) return std::nullopt;
-  return absl::HexStringToBytes(absl::string_view(hex.data(), hex.size()));
+  return HexToBytes(hex, HexCase::kLowerOnly);
 }
 
 }  // namespace referral::storage::keys

@@ -5,12 +5,12 @@
 #include <openssl/rand.h>
 
 #include <cstdint>
-#include <cstdio>
 #include <string>
 #include <string_view>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "base/json_log.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "key_codec.h"
@@ -18,24 +18,6 @@
 namespace referral::storage {
 
 using ::referral::storage::v1::StoredReferral;
-
-int64_t ToMicros(absl::Time t) { return absl::ToUnixMicros(t); }
-
-absl::Time FromMicros(int64_t micros) { return absl::FromUnixMicros(micros); }
-
-::google::protobuf::Timestamp ToTimestamp(absl::Time t) {
-  const int64_t micros = ToMicros(t);
-  int64_t seconds = micros / 1'000'000;
-  int64_t rest = micros % 1'000'000;
-  if (rest < 0) {  // Timestamp nanos are never negative
-    rest += 1'000'000;
-    --seconds;
-  }
-  ::google::protobuf::Timestamp out;
-  out.set_seconds(seconds);
-  out.set_nanos(static_cast<int32_t>(rest * 1000));
-  return out;
-}
 
 absl::StatusOr<std::string> Fingerprint(
     const ::referral::v1::Referral& referral) {
@@ -96,8 +78,8 @@ absl::Status FromRocksStatus(const rocksdb::Status& status,
 }
 
 void LogWarning(std::string_view message) {
-  std::fprintf(stderr, "referral_storage: %.*s\n",
-               static_cast<int>(message.size()), message.data());
+  LogEvent(LogLevel::kWarning, "storage_warning",
+           {{"message", std::string(message)}});
 }
 
 }  // namespace referral::storage

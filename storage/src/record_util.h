@@ -1,6 +1,6 @@
-// Small helpers shared by the store's mutations and reads: time conversions,
-// the content fingerprint, lease tokens, history entries and the mapping of
-// RocksDB errors to absl::Status.
+// Small helpers shared by the store's mutations and reads (time conversions
+// are base/timestamps.h's): the content fingerprint, lease tokens, history
+// entries and the mapping of RocksDB errors to absl::Status.
 //
 // Error messages built here never carry referral content: only codes,
 // states and counts.
@@ -14,17 +14,12 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "google/protobuf/timestamp.pb.h"
+#include "base/timestamps.h"
 #include "referral/v1/referral.pb.h"
 #include "rocksdb/status.h"
 #include "storage/v1/stored_referral.pb.h"
 
 namespace referral::storage {
-
-// Microseconds since the Unix epoch (saturating at the int64 range).
-int64_t ToMicros(absl::Time t);
-absl::Time FromMicros(int64_t micros);
-::google::protobuf::Timestamp ToTimestamp(absl::Time t);
 
 // SHA-256 of the deterministic serialization of the referral: two
 // submissions carry the same referral exactly when their fingerprints match.
@@ -48,7 +43,8 @@ void AddHistory(::referral::storage::v1::StoredReferral& record,
 absl::Status FromRocksStatus(const rocksdb::Status& status,
                              std::string_view what);
 
-// A warning for operators (stderr). Never pass personal data.
+// A warning for operators: a "storage_warning" line of the JSON-lines log
+// (base/json_log.h). Never pass personal data.
 void LogWarning(std::string_view message);
 
 }  // namespace referral::storage

@@ -276,7 +276,7 @@ absl::StatusOr<std::unique_ptr<ReferralStoreImpl>> ReferralStoreImpl::OpenImpl(
   // serving, and the damaged records would be missing from the queues
   // rebuilt below. Reading every block once (checksums verified) refuses a
   // damaged store before anything is served; it costs one sequential read
-  // of the data at start (README: "Durability and the store").
+  // of the data at start (docs/storage.md, "Damaged files").
   s = db->VerifyChecksum();
   if (!s.ok()) {
     for (rocksdb::ColumnFamilyHandle* handle : handles) {

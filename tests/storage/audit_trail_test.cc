@@ -67,6 +67,29 @@ class AuditTrailTest : public StoreTest {
     Open();
   }
 
+  // Tampers, reopens and verifies the chain.
+  template <typename Edit>
+  AuditVerification TamperThenVerify(Edit edit) {
+    TamperWithRawDatabase(edit);
+    auto verified = VerifyAudit(*store_);
+    EXPECT_TRUE(verified.ok()) << verified.status();
+    return verified.ok() ? *verified : AuditVerification();
+  }
+
+  // Reads record `seq`, changes it and writes it at the key of `to`.
+  template <typename Change>
+  static void Rewrite(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* cf,
+                      uint64_t seq, uint64_t to, Change change) {
+    std::string value;
+    ASSERT_TRUE(db.Get(rocksdb::ReadOptions(), cf, Key(seq), &value).ok());
+    AuditRecord record;
+    ASSERT_TRUE(record.ParseFromString(value));
+    change(record);
+    ASSERT_TRUE(
+        db.Put(rocksdb::WriteOptions(), cf, Key(to), record.SerializeAsString())
+            .ok());
+  }
+
   static std::string Key(uint64_t seq) {
     std::string key(8, '\0');
     for (int i = 7; i >= 0; --i, seq >>= 8) {
@@ -248,55 +271,40 @@ TEST_F(AuditTrailTest, SurvivesReopenAndTheChainContinues) {
 
 TEST_F(AuditTrailTest, VerifyFindsAnEditedRecord) {
   for (const char* key : {"a", "b", "c", "d"}) Submit(key);
-  TamperWithRawDatabase([](rocksdb::DB& db, rocksdb::ColumnFamilyHandle* cf) {
-    std::string value;
-    ASSERT_TRUE(db.Get(rocksdb::ReadOptions(), cf, Key(2), &value).ok());
-    AuditRecord record;
-    ASSERT_TRUE(record.ParseFromString(value));
-    record.set_principal("agency:someone-else");
-    ASSERT_TRUE(
-        db.Put(rocksdb::WriteOptions(), cf, Key(2), record.SerializeAsString())
-            .ok());
-  });
-  auto verified = VerifyAudit(*store_);
-  ASSERT_TRUE(verified.ok()) << verified.status();
-  EXPECT_FALSE(verified->intact);
-  EXPECT_EQ(verified->first_bad_seq, 2u);
-  EXPECT_EQ(verified->records_checked, 1u);
-  EXPECT_FALSE(verified->problem.empty());
+  const AuditVerification verified =
+      TamperThenVerify([](rocksdb::DB& db, rocksdb::ColumnFamilyHandle* cf) {
+        Rewrite(db, cf, 2, 2, [](AuditRecord& record) {
+          record.set_principal("agency:someone-else");
+        });
+      });
+  EXPECT_FALSE(verified.intact);
+  EXPECT_EQ(verified.first_bad_seq, 2u);
+  EXPECT_EQ(verified.records_checked, 1u);
+  EXPECT_FALSE(verified.problem.empty());
 }
 
 TEST_F(AuditTrailTest, VerifyFindsADeletedRecord) {
   for (const char* key : {"a", "b", "c", "d"}) Submit(key);
-  TamperWithRawDatabase([](rocksdb::DB& db, rocksdb::ColumnFamilyHandle* cf) {
-    ASSERT_TRUE(db.Delete(rocksdb::WriteOptions(), cf, Key(3)).ok());
-  });
-  auto verified = VerifyAudit(*store_);
-  ASSERT_TRUE(verified.ok()) << verified.status();
-  EXPECT_FALSE(verified->intact);
-  EXPECT_EQ(verified->first_bad_seq, 3u);
-  EXPECT_EQ(verified->records_checked, 2u);
+  const AuditVerification verified =
+      TamperThenVerify([](rocksdb::DB& db, rocksdb::ColumnFamilyHandle* cf) {
+        ASSERT_TRUE(db.Delete(rocksdb::WriteOptions(), cf, Key(3)).ok());
+      });
+  EXPECT_FALSE(verified.intact);
+  EXPECT_EQ(verified.first_bad_seq, 3u);
+  EXPECT_EQ(verified.records_checked, 2u);
 }
 
 TEST_F(AuditTrailTest, VerifyFindsARenumberedDeletion) {
   for (const char* key : {"a", "b", "c", "d"}) Submit(key);
   // Record 2 removed and 3 moved into its place: no gap, but 3's
   // previous_hash no longer matches record 1.
-  TamperWithRawDatabase([](rocksdb::DB& db, rocksdb::ColumnFamilyHandle* cf) {
-    std::string value;
-    ASSERT_TRUE(db.Get(rocksdb::ReadOptions(), cf, Key(3), &value).ok());
-    AuditRecord record;
-    ASSERT_TRUE(record.ParseFromString(value));
-    record.set_seq(2);
-    ASSERT_TRUE(
-        db.Put(rocksdb::WriteOptions(), cf, Key(2), record.SerializeAsString())
-            .ok());
-    ASSERT_TRUE(db.Delete(rocksdb::WriteOptions(), cf, Key(3)).ok());
-  });
-  auto verified = VerifyAudit(*store_);
-  ASSERT_TRUE(verified.ok()) << verified.status();
-  EXPECT_FALSE(verified->intact);
-  EXPECT_EQ(verified->first_bad_seq, 2u);
+  const AuditVerification verified =
+      TamperThenVerify([](rocksdb::DB& db, rocksdb::ColumnFamilyHandle* cf) {
+        Rewrite(db, cf, 3, 2, [](AuditRecord& record) { record.set_seq(2); });
+        ASSERT_TRUE(db.Delete(rocksdb::WriteOptions(), cf, Key(3)).ok());
+      });
+  EXPECT_FALSE(verified.intact);
+  EXPECT_EQ(verified.first_bad_seq, 2u);
 }
 
 }  // namespace

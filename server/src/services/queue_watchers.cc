@@ -3,7 +3,51 @@
 #include <deque>
 #include <utility>
 
+#include "base/timestamps.h"
+
 namespace referral::server {
+
+v1::QueueEvent ToQueueEvent(const storage::CommittedChange& change) {
+  using Kind = storage::CommittedChange::Kind;
+  v1::QueueEvent event;
+  switch (change.kind) {
+    case Kind::kArrived:
+      event.set_kind(v1::QueueEvent::KIND_ARRIVED);
+      break;
+    case Kind::kClaimed:
+      event.set_kind(v1::QueueEvent::KIND_CLAIMED);
+      break;
+    case Kind::kExtended:
+      event.set_kind(v1::QueueEvent::KIND_EXTENDED);
+      break;
+    case Kind::kReleased:
+      event.set_kind(v1::QueueEvent::KIND_RELEASED);
+      break;
+    case Kind::kLeaseExpired:
+      event.set_kind(v1::QueueEvent::KIND_LEASE_EXPIRED);
+      break;
+    case Kind::kDecided:
+      event.set_kind(v1::QueueEvent::KIND_DECIDED);
+      break;
+    case Kind::kDeadLettered:
+      event.set_kind(v1::QueueEvent::KIND_DEAD_LETTERED);
+      break;
+    case Kind::kRequeued:
+      event.set_kind(v1::QueueEvent::KIND_REQUEUED);
+      break;
+  }
+  event.set_queue(change.queue);
+  event.set_referral_id(change.referral_id);
+  *event.mutable_at() = ToTimestamp(change.at);
+  event.set_priority_band(change.band);
+  *event.mutable_due_at() = ToTimestamp(change.due_at);
+  event.set_worker(change.worker);
+  event.set_agency_type(change.agency_type);
+  event.set_decision(change.decision);
+  event.set_delivery_attempt(change.delivery_attempt);
+  event.set_notice_only(change.notice_only);
+  return event;
+}
 
 // One WatchQueue call. Lock order: QueueWatchers::mutex_ before mutex_.
 class QueueWatch : public grpc::ServerWriteReactor<v1::QueueEvent> {
