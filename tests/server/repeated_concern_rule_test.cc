@@ -14,47 +14,49 @@
 namespace referral::server {
 namespace {
 
+// What the rule makes of `most_for_one_child` earlier referrals (`capped`:
+// there may be more) about a child of a referral placed in `band`.
 storage::ConcernAssessment Assess(int most_for_one_child, bool capped,
                                   v1::PriorityBand band,
                                   const IntakePolicy& policy = {}) {
   return AssessRepeatedConcern(policy, {most_for_one_child, capped}, band);
 }
 
-TEST(RepeatedConcernRuleTest, ThirdEarlierReferralInAYearRaisesTheBand) {
-  const storage::ConcernAssessment below =
-      Assess(2, false, v1::PRIORITY_BAND_STANDARD);
-  EXPECT_FALSE(below.repeated_concern);
-  EXPECT_EQ(below.band, v1::PRIORITY_BAND_STANDARD);
-  EXPECT_EQ(below.raised_detail, "");
+void ExpectAssessed(const storage::ConcernAssessment& assessed,
+                    bool repeated_concern, v1::PriorityBand band,
+                    const std::string& raised_detail) {
+  EXPECT_EQ(assessed.repeated_concern, repeated_concern);
+  EXPECT_EQ(assessed.band, band);
+  EXPECT_EQ(assessed.raised_detail, raised_detail);
+}
 
-  const storage::ConcernAssessment raised =
-      Assess(3, false, v1::PRIORITY_BAND_STANDARD);
-  EXPECT_TRUE(raised.repeated_concern);
-  EXPECT_EQ(raised.band, v1::PRIORITY_BAND_RAISED);
-  EXPECT_EQ(raised.raised_detail,
-            "repeated concern: 3 earlier referrals in 365 days");
+TEST(RepeatedConcernRuleTest, ThirdEarlierReferralInAYearRaisesTheBand) {
+  ExpectAssessed(Assess(2, false, v1::PRIORITY_BAND_STANDARD), false,
+                 v1::PRIORITY_BAND_STANDARD, "");
+  ExpectAssessed(Assess(3, false, v1::PRIORITY_BAND_STANDARD), true,
+                 v1::PRIORITY_BAND_RAISED,
+                 "repeated concern: 3 earlier referrals in 365 days");
 }
 
 TEST(RepeatedConcernRuleTest, ACappedCountSaysOrMore) {
-  EXPECT_EQ(Assess(100, true, v1::PRIORITY_BAND_STANDARD).raised_detail,
-            "repeated concern: 100 or more earlier referrals in 365 days");
+  ExpectAssessed(Assess(100, true, v1::PRIORITY_BAND_STANDARD), true,
+                 v1::PRIORITY_BAND_RAISED,
+                 "repeated concern: 100 or more earlier referrals in 365 days");
 }
 
 TEST(RepeatedConcernRuleTest, ImmediateRiskStaysImmediateRisk) {
-  const storage::ConcernAssessment assessed =
-      Assess(3, false, v1::PRIORITY_BAND_IMMEDIATE_RISK);
-  EXPECT_TRUE(assessed.repeated_concern);
-  EXPECT_EQ(assessed.band, v1::PRIORITY_BAND_IMMEDIATE_RISK);
-  EXPECT_EQ(assessed.raised_detail, "");
+  ExpectAssessed(Assess(3, false, v1::PRIORITY_BAND_IMMEDIATE_RISK), true,
+                 v1::PRIORITY_BAND_IMMEDIATE_RISK, "");
 }
 
 TEST(RepeatedConcernRuleTest, TheThresholdAndWindowAreTheBrokersSettings) {
   const IntakePolicy policy{.repeated_concern_window = absl::Hours(24 * 65),
                             .repeated_concern_threshold = 8};
-  EXPECT_FALSE(
-      Assess(7, false, v1::PRIORITY_BAND_STANDARD, policy).repeated_concern);
-  EXPECT_EQ(Assess(8, false, v1::PRIORITY_BAND_STANDARD, policy).raised_detail,
-            "repeated concern: 8 earlier referrals in 65 days");
+  ExpectAssessed(Assess(7, false, v1::PRIORITY_BAND_STANDARD, policy), false,
+                 v1::PRIORITY_BAND_STANDARD, "");
+  ExpectAssessed(Assess(8, false, v1::PRIORITY_BAND_STANDARD, policy), true,
+                 v1::PRIORITY_BAND_RAISED,
+                 "repeated concern: 8 earlier referrals in 65 days");
 }
 
 }  // namespace

@@ -1,41 +1,31 @@
 #include "services/queue_watchers.h"
 
 #include <deque>
+#include <iterator>
 #include <utility>
 
 #include "base/timestamps.h"
 
 namespace referral::server {
 
+namespace {
+
+// The API's kind of each storage::CommittedChange::Kind, in that order.
+constexpr v1::QueueEvent::Kind kEventKinds[] = {
+    v1::QueueEvent::KIND_ARRIVED,       v1::QueueEvent::KIND_CLAIMED,
+    v1::QueueEvent::KIND_EXTENDED,      v1::QueueEvent::KIND_RELEASED,
+    v1::QueueEvent::KIND_LEASE_EXPIRED, v1::QueueEvent::KIND_DECIDED,
+    v1::QueueEvent::KIND_DEAD_LETTERED, v1::QueueEvent::KIND_REQUEUED,
+};
+static_assert(std::size(kEventKinds) ==
+              static_cast<size_t>(storage::CommittedChange::Kind::kRequeued) +
+                  1);
+
+}  // namespace
+
 v1::QueueEvent ToQueueEvent(const storage::CommittedChange& change) {
-  using Kind = storage::CommittedChange::Kind;
   v1::QueueEvent event;
-  switch (change.kind) {
-    case Kind::kArrived:
-      event.set_kind(v1::QueueEvent::KIND_ARRIVED);
-      break;
-    case Kind::kClaimed:
-      event.set_kind(v1::QueueEvent::KIND_CLAIMED);
-      break;
-    case Kind::kExtended:
-      event.set_kind(v1::QueueEvent::KIND_EXTENDED);
-      break;
-    case Kind::kReleased:
-      event.set_kind(v1::QueueEvent::KIND_RELEASED);
-      break;
-    case Kind::kLeaseExpired:
-      event.set_kind(v1::QueueEvent::KIND_LEASE_EXPIRED);
-      break;
-    case Kind::kDecided:
-      event.set_kind(v1::QueueEvent::KIND_DECIDED);
-      break;
-    case Kind::kDeadLettered:
-      event.set_kind(v1::QueueEvent::KIND_DEAD_LETTERED);
-      break;
-    case Kind::kRequeued:
-      event.set_kind(v1::QueueEvent::KIND_REQUEUED);
-      break;
-  }
+  event.set_kind(kEventKinds[static_cast<size_t>(change.kind)]);
   event.set_queue(change.queue);
   event.set_referral_id(change.referral_id);
   *event.mutable_at() = ToTimestamp(change.at);

@@ -24,9 +24,9 @@ namespace referral::storage {
 using StoredReferral = ::referral::storage::v1::StoredReferral;
 
 // Called with the result once the change is durable (or has failed and left
-// nothing behind). Runs on one of the store's completion threads: keep it
-// short; it may call the store, but must not wait for another change to
-// commit.
+// nothing behind). Runs on one of the store's completion threads (or at once
+// on the caller's, UNAVAILABLE, when the store is closing): keep it short; it
+// may call the store, but must not wait for another change to commit.
 template <typename T>
 using Done = absl::AnyInvocable<void(absl::StatusOr<T>) &&>;
 

@@ -24,6 +24,7 @@ namespace referral::storage {
 // One change to a queue, committed: what a watcher of the queue, the
 // lifecycle log and the metrics are told of.
 struct CommittedChange {
+  // server/src/services/queue_watchers.cc maps these in this order.
   enum class Kind {
     kArrived,
     kClaimed,
