@@ -70,8 +70,13 @@ class BrokerImpl final : public Broker {
     store_options.decision_stats_window =
         absl::Hours(24) * options_.settings.decision_stats_days();
     store_options.on_committed =
-        [watchers = &watchers_,
-         metrics = &metrics_](const std::vector<v1::QueueEvent>& events) {
+        [watchers = &watchers_, metrics = &metrics_](
+            const std::vector<storage::CommittedChange>& changes) {
+          std::vector<v1::QueueEvent> events;
+          events.reserve(changes.size());
+          for (const storage::CommittedChange& change : changes) {
+            events.push_back(ToQueueEvent(change));
+          }
           metrics->CountCommitted(events);
           LogCommittedQueueEvents(events);
           watchers->Publish(events);

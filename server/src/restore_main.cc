@@ -22,7 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "base/timestamps.h"
-#include "storage/referral_store.h"
+#include "storage/backups.h"
 
 ABSL_FLAG(std::string, backup_dir, "", "the backup directory (required)");
 ABSL_FLAG(std::string, backup_id, "latest",
@@ -38,7 +38,8 @@ namespace {
 
 using ::referral::storage::BackupInfo;
 using ::referral::storage::BackupLocation;
-using ::referral::storage::ReferralStore;
+using ::referral::storage::ListBackups;
+using ::referral::storage::RestoreBackup;
 
 int Fail(const std::string& reason) {
   std::fprintf(stderr, "referral_restore: %s\n", reason.c_str());
@@ -53,8 +54,7 @@ std::string Describe(const BackupInfo& info) {
 }
 
 int List(const BackupLocation& location) {
-  absl::StatusOr<std::vector<BackupInfo>> backups =
-      ReferralStore::ListBackups(location);
+  absl::StatusOr<std::vector<BackupInfo>> backups = ListBackups(location);
   if (!backups.ok()) return Fail(backups.status().ToString());
   if (backups->empty()) {
     std::printf("no backups in %s\n", location.backup_dir.c_str());
@@ -69,8 +69,7 @@ int List(const BackupLocation& location) {
 int Restore(const BackupLocation& location, const std::string& backup_id,
             const std::string& data_dir) {
   if (data_dir.empty()) return Fail("--data_dir is required to restore");
-  absl::StatusOr<std::vector<BackupInfo>> backups =
-      ReferralStore::ListBackups(location);
+  absl::StatusOr<std::vector<BackupInfo>> backups = ListBackups(location);
   if (!backups.ok()) return Fail(backups.status().ToString());
   std::optional<BackupInfo> chosen;
   if (backup_id == "latest") {
@@ -91,14 +90,12 @@ int Restore(const BackupLocation& location, const std::string& backup_id,
     }
     // Not listed (unknown, or damaged): RestoreBackup says which.
     if (!chosen) {
-      absl::Status restored =
-          ReferralStore::RestoreBackup(location, id, data_dir);
+      absl::Status restored = RestoreBackup(location, id, data_dir);
       return Fail(restored.ok() ? "the backup vanished while restoring"
                                 : restored.ToString());
     }
   }
-  absl::Status restored =
-      ReferralStore::RestoreBackup(location, chosen->backup_id, data_dir);
+  absl::Status restored = RestoreBackup(location, chosen->backup_id, data_dir);
   if (!restored.ok()) return Fail(restored.ToString());
   std::printf("restored backup %u (%s) into %s\n", chosen->backup_id,
               Describe(*chosen).c_str(), data_dir.c_str());

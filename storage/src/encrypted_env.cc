@@ -13,12 +13,15 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "base/hex.h"
 #include "rocksdb/env_encryption.h"
 #include "rocksdb/file_system.h"
 
@@ -44,38 +47,14 @@ void Wipe(std::string& s) {
   s.clear();
 }
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // Decodes `hex` (even length, any case) into `out`; false on a bad digit.
+// The digits are checked first, so no partial key is left behind.
 bool DecodeHex(std::string_view hex, std::string& out) {
-  if (hex.size() % 2 != 0) return false;
-  out.assign(hex.size() / 2, '\0');
-  for (size_t i = 0; i < out.size(); ++i) {
-    const int hi = HexValue(hex[2 * i]);
-    const int lo = HexValue(hex[2 * i + 1]);
-    if (hi < 0 || lo < 0) {
-      Wipe(out);
-      return false;
-    }
-    out[i] = static_cast<char>(hi << 4 | lo);
-  }
+  if (!std::all_of(hex.begin(), hex.end(), absl::ascii_isxdigit)) return false;
+  std::optional<std::string> bytes = HexToBytes(hex);
+  if (!bytes.has_value()) return false;
+  out = *std::move(bytes);
   return true;
-}
-
-std::string EncodeHex(std::string_view bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(bytes.size() * 2);
-  for (unsigned char b : bytes) {
-    hex.push_back(kDigits[b >> 4]);
-    hex.push_back(kDigits[b & 0xf]);
-  }
-  return hex;
 }
 
 // Reads a whole small file; false (errno set) on failure.
@@ -382,15 +361,15 @@ absl::Status CreateKeyCheck(const std::string& data_dir,
   absl::StatusOr<std::string> mac = KeyCheckMac(key, salt);
   if (!mac.ok()) return mac.status();
   const std::string contents =
-      absl::StrCat(kKeyCheckHeader, "\nsalt ", EncodeHex(salt),
-                   "\nhmac-sha256 ", EncodeHex(*mac), "\n");
+      absl::StrCat(kKeyCheckHeader, "\nsalt ", BytesToHex(salt),
+                   "\nhmac-sha256 ", BytesToHex(*mac), "\n");
 
   std::string suffix(8, '\0');
   if (RAND_bytes(reinterpret_cast<unsigned char*>(suffix.data()),
                  static_cast<int>(suffix.size())) != 1) {
     return absl::InternalError("cannot generate a random file name");
   }
-  const std::string tmp = absl::StrCat(path, ".tmp-", EncodeHex(suffix));
+  const std::string tmp = absl::StrCat(path, ".tmp-", BytesToHex(suffix));
   const int fd =
       ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) {
@@ -522,7 +501,7 @@ absl::Status CheckKeyFileOutsideDataDir(const std::string& key_file,
 }
 
 absl::StatusOr<std::unique_ptr<rocksdb::Env>> NewEncryptedEnvWithKey(
-    const std::string& key) {
+    const std::string& key, std::shared_ptr<rocksdb::FileSystem> base) {
   if (key.size() != kEncryptionKeyBytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("encryption key must be ", kEncryptionKeyBytes, " bytes"));
@@ -538,8 +517,9 @@ absl::StatusOr<std::unique_ptr<rocksdb::Env>> NewEncryptedEnvWithKey(
   }
   auto provider = std::make_shared<RandomPrefixCtrProvider>(
       rocksdb::EncryptionProvider::NewCTRProvider(cipher));
-  std::shared_ptr<rocksdb::FileSystem> fs =
-      rocksdb::NewEncryptedFS(rocksdb::FileSystem::Default(), provider);
+  std::shared_ptr<rocksdb::FileSystem> fs = rocksdb::NewEncryptedFS(
+      base != nullptr ? std::move(base) : rocksdb::FileSystem::Default(),
+      provider);
   if (fs == nullptr) {
     return absl::InternalError("cannot create RocksDB's encrypted file system");
   }

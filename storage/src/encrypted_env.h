@@ -30,6 +30,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "rocksdb/env.h"
+#include "rocksdb/file_system.h"
 
 namespace referral::storage {
 
@@ -53,10 +54,12 @@ absl::StatusOr<std::string> ReadKeyFile(const std::string& path);
 absl::Status CheckKeyFileOutsideDataDir(const std::string& key_file,
                                         const std::string& data_dir);
 
-// An Env over the default one whose files are encrypted with `key` (32 raw
-// bytes, as from ReadKeyFile). INVALID_ARGUMENT for a key of the wrong size.
+// An Env whose files are encrypted with `key` (32 raw bytes, as from
+// ReadKeyFile) and written through `base` (null: the local file system).
+// INVALID_ARGUMENT for a key of the wrong size.
 absl::StatusOr<std::unique_ptr<rocksdb::Env>> NewEncryptedEnvWithKey(
-    const std::string& key);
+    const std::string& key,
+    std::shared_ptr<rocksdb::FileSystem> base = nullptr);
 // ReadKeyFile(key_file), then NewEncryptedEnvWithKey.
 absl::StatusOr<std::unique_ptr<rocksdb::Env>> NewEncryptedEnv(
     const std::string& key_file);

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
+#include "base/hex.h"
 
 namespace referral::storage::keys {
 namespace {
@@ -22,6 +23,18 @@ std::optional<std::pair<std::string_view, std::string_view>> SplitName(
   const size_t end = key.find(kNameEnd);
   if (end == std::string_view::npos) return std::nullopt;
   return std::make_pair(key.substr(0, end), key.substr(end + 1));
+}
+
+// Splits a key of the form "name\0rest" whose name is valid and whose rest
+// is `rest_size` bytes; nullopt for any other key.
+std::optional<std::pair<std::string_view, std::string_view>> SplitNamed(
+    std::string_view key, size_t rest_size) {
+  auto split = SplitName(key);
+  if (!split || !IsValidName(split->first) ||
+      split->second.size() != rest_size) {
+    return std::nullopt;
+  }
+  return split;
 }
 
 // Reads a fixed-width field from the front of `rest`, consuming it.
@@ -147,10 +160,9 @@ std::string EncodeReadyKey(const ReadyKey& key) {
 }
 
 std::optional<ReadyKey> DecodeReadyKey(std::string_view key) {
-  auto split = SplitName(key);
-  if (!split || !IsValidName(split->first)) return std::nullopt;
+  auto split = SplitNamed(key, 1 + 8 + 8 + 4);
+  if (!split) return std::nullopt;
   std::string_view rest = split->second;
-  if (rest.size() != 1 + 8 + 8 + 4) return std::nullopt;
   ReadyKey out;
   out.queue = std::string(split->first);
   out.band = static_cast<uint8_t>(rest[0]);
@@ -183,10 +195,9 @@ std::string EncodeArrivalKey(const ArrivalKey& key) {
 }
 
 std::optional<ArrivalKey> DecodeArrivalKey(std::string_view key) {
-  auto split = SplitName(key);
-  if (!split || !IsValidName(split->first)) return std::nullopt;
+  auto split = SplitNamed(key, 8 + 4);
+  if (!split) return std::nullopt;
   std::string_view rest = split->second;
-  if (rest.size() != 8 + 4) return std::nullopt;
   auto seq = TakeUint64(rest);
   auto generation = TakeUint32(rest);
   if (!seq || !generation) return std::nullopt;
@@ -228,10 +239,9 @@ std::string EncodeDeadLetterKey(const DeadLetterKey& key) {
 }
 
 std::optional<DeadLetterKey> DecodeDeadLetterKey(std::string_view key) {
-  auto split = SplitName(key);
-  if (!split || !IsValidName(split->first)) return std::nullopt;
+  auto split = SplitNamed(key, 8 + 8 + 4);
+  if (!split) return std::nullopt;
   std::string_view rest = split->second;
-  if (rest.size() != 8 + 8 + 4) return std::nullopt;
   auto at = TakeTime(rest);
   auto seq = TakeUint64(rest);
   auto generation = TakeUint32(rest);
@@ -239,27 +249,7 @@ std::optional<DeadLetterKey> DecodeDeadLetterKey(std::string_view key) {
   return DeadLetterKey{std::string(split->first), *at, *seq, *generation};
 }
 
-// --- outcomes. -------------------------------------------------------------
-
-std::string EncodeOutcomeKey(const OutcomeKey& key) {
-  std::string out = NamePrefix(key.agency_id);
-  AppendTime(&out, key.decided_at_us);
-  AppendUint64(&out, key.seq);
-  return out;
-}
-
-std::optional<OutcomeKey> DecodeOutcomeKey(std::string_view key) {
-  auto split = SplitName(key);
-  if (!split || !IsValidName(split->first)) return std::nullopt;
-  std::string_view rest = split->second;
-  if (rest.size() != 8 + 8) return std::nullopt;
-  auto at = TakeTime(rest);
-  auto seq = TakeUint64(rest);
-  if (!at || !seq) return std::nullopt;
-  return OutcomeKey{std::string(split->first), *at, *seq};
-}
-
-// --- decision stats and notices: name \0 time(8) seq(8). -------------------
+// --- outcomes, decision stats and notices: name \0 time(8) seq(8). --------
 
 namespace {
 
@@ -269,52 +259,51 @@ std::string NameTimeBound(std::string_view name, int64_t at_us) {
   return out;
 }
 
-struct NameTimeSeq {
-  std::string name;
-  int64_t at_us = 0;
-  uint64_t seq = 0;
-};
+// A key {name, time, seq} (OutcomeKey, DecisionStatKey, NoticeKey).
+template <typename Key>
+std::string EncodeNameTimeSeq(const Key& key) {
+  const auto& [name, at_us, seq] = key;
+  std::string out = NameTimeBound(name, at_us);
+  AppendUint64(&out, seq);
+  return out;
+}
 
-std::optional<NameTimeSeq> DecodeNameTimeSeq(std::string_view key) {
-  auto split = SplitName(key);
-  if (!split || !IsValidName(split->first)) return std::nullopt;
+template <typename Key>
+std::optional<Key> DecodeNameTimeSeq(std::string_view key) {
+  auto split = SplitNamed(key, 8 + 8);
+  if (!split) return std::nullopt;
   std::string_view rest = split->second;
-  if (rest.size() != 8 + 8) return std::nullopt;
   auto at = TakeTime(rest);
   auto seq = TakeUint64(rest);
   if (!at || !seq) return std::nullopt;
-  return NameTimeSeq{std::string(split->first), *at, *seq};
+  return Key{std::string(split->first), *at, *seq};
 }
 
 }  // namespace
 
+std::string EncodeOutcomeKey(const OutcomeKey& key) {
+  return EncodeNameTimeSeq(key);
+}
+std::optional<OutcomeKey> DecodeOutcomeKey(std::string_view key) {
+  return DecodeNameTimeSeq<OutcomeKey>(key);
+}
+
 std::string EncodeDecisionStatKey(const DecisionStatKey& key) {
-  std::string out = NameTimeBound(key.queue, key.decided_at_us);
-  AppendUint64(&out, key.seq);
-  return out;
+  return EncodeNameTimeSeq(key);
 }
-
 std::optional<DecisionStatKey> DecodeDecisionStatKey(std::string_view key) {
-  auto k = DecodeNameTimeSeq(key);
-  if (!k) return std::nullopt;
-  return DecisionStatKey{std::move(k->name), k->at_us, k->seq};
+  return DecodeNameTimeSeq<DecisionStatKey>(key);
 }
-
 std::string DecisionStatKeyBound(std::string_view queue,
                                  int64_t decided_at_us) {
   return NameTimeBound(queue, decided_at_us);
 }
 
 std::string EncodeNoticeKey(const NoticeKey& key) {
-  std::string out = NameTimeBound(key.queue, key.received_at_us);
-  AppendUint64(&out, key.seq);
-  return out;
+  return EncodeNameTimeSeq(key);
 }
-
 std::optional<NoticeKey> DecodeNoticeKey(std::string_view key) {
-  auto k = DecodeNameTimeSeq(key);
-  if (!k) return std::nullopt;
-  return NoticeKey{std::move(k->name), k->at_us, k->seq};
+  return DecodeNameTimeSeq<NoticeKey>(key);
 }
 
 std::string NoticeKeyBound(std::string_view queue, int64_t received_at_us) {
@@ -422,34 +411,11 @@ std::optional<ParsedReferralId> ParseReferralId(std::string_view id) {
   return out;
 }
 
-std::string ToHex(std::string_view bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (char c : bytes) {
-    const uint8_t b = static_cast<uint8_t>(c);
-    out.push_back(kDigits[b >> 4]);
-    out.push_back(kDigits[b & 0xf]);
-  }
-  return out;
-}
+std::string ToHex(std::string_view bytes) { return BytesToHex(bytes); }
 
 std::optional<std::string> FromHex(std::string_view hex) {
-  if (hex.size() % 2 != 0) return std::nullopt;
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;  // upper case is not a token we issued
-  };
-  std::string out;
-  out.reserve(hex.size() / 2);
-  for (size_t i = 0; i < hex.size(); i += 2) {
-    const int hi = nibble(hex[i]);
-    const int lo = nibble(hex[i + 1]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out.push_back(static_cast<char>((hi << 4) | lo));
-  }
-  return out;
+  // Upper case is not a token we issued.
+  return HexToBytes(hex, HexCase::kLowerOnly);
 }
 
 }  // namespace referral::storage::keys

@@ -5,12 +5,12 @@
 #include <openssl/rand.h>
 
 #include <cstdint>
-#include <cstdio>
 #include <string>
 #include <string_view>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "base/json_log.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "key_codec.h"
@@ -18,25 +18,6 @@
 namespace referral::storage {
 
 using ::referral::storage::v1::StoredReferral;
-using ::referral::v1::QueueEvent;
-
-int64_t ToMicros(absl::Time t) { return absl::ToUnixMicros(t); }
-
-absl::Time FromMicros(int64_t micros) { return absl::FromUnixMicros(micros); }
-
-::google::protobuf::Timestamp ToTimestamp(absl::Time t) {
-  const int64_t micros = ToMicros(t);
-  int64_t seconds = micros / 1'000'000;
-  int64_t rest = micros % 1'000'000;
-  if (rest < 0) {  // Timestamp nanos are never negative
-    rest += 1'000'000;
-    --seconds;
-  }
-  ::google::protobuf::Timestamp out;
-  out.set_seconds(seconds);
-  out.set_nanos(static_cast<int32_t>(rest * 1000));
-  return out;
-}
 
 absl::StatusOr<std::string> Fingerprint(
     const ::referral::v1::Referral& referral) {
@@ -82,28 +63,6 @@ void AddHistory(StoredReferral& record, ::referral::v1::Stage stage,
   event->set_delivery_attempt(delivery_attempt);
 }
 
-QueueEvent MakeEvent(QueueEvent::Kind kind, const StoredReferral& record,
-                     std::string_view queue, absl::Time at,
-                     std::string_view worker) {
-  QueueEvent event;
-  event.set_kind(kind);
-  event.set_queue(std::string(queue));
-  event.set_referral_id(record.referral_id());
-  *event.mutable_at() = ToTimestamp(at);
-  event.set_priority_band(record.band());
-  *event.mutable_due_at() = ToTimestamp(FromMicros(record.due_at_us()));
-  event.set_worker(std::string(worker));
-  event.set_agency_type(record.referral().referrer().agency_type());
-  if (kind == QueueEvent::KIND_DECIDED) {
-    event.set_decision(record.decision().decision());
-  }
-  if (kind == QueueEvent::KIND_CLAIMED) {
-    // Claim has already counted this delivery.
-    event.set_delivery_attempt(record.delivery_attempts());
-  }
-  return event;
-}
-
 absl::Status FromRocksStatus(const rocksdb::Status& status,
                              std::string_view what) {
   if (status.ok()) return absl::OkStatus();
@@ -119,8 +78,8 @@ absl::Status FromRocksStatus(const rocksdb::Status& status,
 }
 
 void LogWarning(std::string_view message) {
-  std::fprintf(stderr, "referral_storage: %.*s\n",
-               static_cast<int>(message.size()), message.data());
+  LogEvent(LogLevel::kWarning, "storage_warning",
+           {{"message", std::string(message)}});
 }
 
 }  // namespace referral::storage

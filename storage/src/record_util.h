@@ -1,6 +1,6 @@
-// Small helpers shared by the store's mutations and reads: time conversions,
-// the content fingerprint, lease tokens, history entries, queue events and
-// the mapping of RocksDB errors to absl::Status.
+// Small helpers shared by the store's mutations and reads (time conversions
+// are base/timestamps.h's): the content fingerprint, lease tokens, history
+// entries and the mapping of RocksDB errors to absl::Status.
 //
 // Error messages built here never carry referral content: only codes,
 // states and counts.
@@ -14,18 +14,12 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "google/protobuf/timestamp.pb.h"
-#include "referral/v1/broker.pb.h"
+#include "base/timestamps.h"
 #include "referral/v1/referral.pb.h"
 #include "rocksdb/status.h"
 #include "storage/v1/stored_referral.pb.h"
 
 namespace referral::storage {
-
-// Microseconds since the Unix epoch (saturating at the int64 range).
-int64_t ToMicros(absl::Time t);
-absl::Time FromMicros(int64_t micros);
-::google::protobuf::Timestamp ToTimestamp(absl::Time t);
 
 // SHA-256 of the deterministic serialization of the referral: two
 // submissions carry the same referral exactly when their fingerprints match.
@@ -43,22 +37,14 @@ void AddHistory(::referral::storage::v1::StoredReferral& record,
                 std::string_view actor, std::string_view queue,
                 std::string_view detail, int32_t delivery_attempt = 0);
 
-// A queue event about `record`: queue, id, band, due time and the referring
-// agency's type; for KIND_DECIDED the decision, for KIND_CLAIMED which
-// delivery this is (the record's delivery count, already incremented).
-// Callers set notice_only themselves.
-::referral::v1::QueueEvent MakeEvent(
-    ::referral::v1::QueueEvent::Kind kind,
-    const ::referral::storage::v1::StoredReferral& record,
-    std::string_view queue, absl::Time at, std::string_view worker = "");
-
 // RocksDB status to absl::Status: OK stays OK; RESOURCE_EXHAUSTED when the
 // disk is full, UNAVAILABLE for any other failure. `what` names the action
 // ("commit", "read").
 absl::Status FromRocksStatus(const rocksdb::Status& status,
                              std::string_view what);
 
-// A warning for operators (stderr). Never pass personal data.
+// A warning for operators: a "storage_warning" line of the JSON-lines log
+// (base/json_log.h). Never pass personal data.
 void LogWarning(std::string_view message);
 
 }  // namespace referral::storage

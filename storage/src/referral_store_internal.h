@@ -1,5 +1,6 @@
-// Test and diagnostic hooks into the store's RocksDB implementation. Private
-// to storage/ and its tests: the server sees only referral_store.h.
+// Diagnostic hooks into the store's RocksDB implementation, for the tests
+// that show claims stay bounded. Private to storage/ and its tests. (Faults
+// are injected below the store, through StoreOptions::file_system.)
 #ifndef REFERRAL_STORAGE_SRC_REFERRAL_STORE_INTERNAL_H_
 #define REFERRAL_STORAGE_SRC_REFERRAL_STORE_INTERNAL_H_
 
@@ -8,7 +9,6 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
-#include "absl/time/time.h"
 #include "storage/referral_store.h"
 
 namespace referral::storage::internal {
@@ -33,15 +33,6 @@ SeekCost LastClaimSeekCost(ReferralStore& store);
 // against the current state.
 absl::StatusOr<SeekCost> NaiveHeadSeekCost(ReferralStore& store,
                                            std::string_view queue);
-
-// Makes the next group commit's write fail, once, as a full disk (kNoSpace)
-// or another I/O error would, without writing anything.
-enum class WriteFailure { kNoSpace, kIoError };
-void FailNextWrite(ReferralStore& store, WriteFailure failure);
-
-// Makes the next DB::Resume never return (as RocksDB 7.8's can, waiting for
-// a flush nothing will run) and gives resuming `limit` from now on.
-void HangNextResume(ReferralStore& store, absl::Duration limit);
 
 // Holds a RocksDB snapshot of the current state, as a long-running reader or
 // a backup would. While it lives, compaction must keep every tombstone

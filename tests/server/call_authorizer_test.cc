@@ -19,7 +19,7 @@
 #include "gtest/gtest.h"
 #include "rocksdb/db.h"
 #include "server/broker.h"
-#include "storage/referral_store.h"
+#include "storage/audit_trail.h"
 #include "support/broker_process.h"
 #include "support/dev_pki.h"
 #include "support/sample_referral.h"

@@ -1,6 +1,8 @@
 // The store's tamper-evident audit trail: one record per mutation (and per
 // recorded read) in the same write as the change, chained by SHA-256, kept
 // across reopen, and verified so that an edited or deleted record is found.
+#include "storage/audit_trail.h"
+
 #include <memory>
 #include <string>
 #include <utility>
@@ -10,67 +12,37 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "referral_store_internal.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
 #include "storage/referral_store.h"
-#include "store_test_util.h"
+#include "storage/store_test_util.h"
 
-namespace referral::storage {
+namespace referral::storage::testing {
 namespace {
 
-using testing::AcknowledgeNow;
-using testing::Await;
-using testing::ClaimNow;
-using testing::DecideNow;
 using ::testing::ElementsAre;
-using testing::ExpireNow;
-using testing::ExtendNow;
-using testing::FakeClock;
-using testing::MakeSubmit;
-using testing::ReleaseNow;
-using testing::RequeueNow;
-using testing::SubmitNow;
-using testing::TempDir;
+using Failure = FaultInjectionFileSystem::Failure;
 
-class AuditTrailTest : public ::testing::Test {
+class AuditTrailTest : public StoreTest {
  protected:
   void SetUp() override { Open(); }
 
-  void Open() {
-    StoreOptions options;
-    options.path = dir_.path();
-    options.clock = [this] { return clock_.Now(); };
-    options.lease_check_interval = absl::ZeroDuration();
+  StoreOptions Options() override {
+    StoreOptions options = StoreTest::Options();
     options.max_deliveries = 1;  // one release dead-letters (for requeue)
-    auto store = ReferralStore::Open(std::move(options));
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
+    return options;
   }
-  void Close() { store_.reset(); }
 
-  StoredReferral Submit(const std::string& key, AuditContext audit = {}) {
+  using StoreTest::Submit;
+  StoredReferral Submit(const std::string& key, AuditContext audit) {
     SubmitCommand command = MakeSubmit(key, clock_.Now());
     command.audit = std::move(audit);
-    auto result = SubmitNow(*store_, std::move(command));
-    EXPECT_TRUE(result.ok()) << result.status();
-    return result.ok() ? result->record : StoredReferral();
-  }
-
-  std::vector<StoredReferral> Claim(int max) {
-    ClaimCommand command;
-    command.queue = "front-door";
-    command.max = max;
-    command.worker = "worker-1";
-    command.actor = "triage:worker-1";
-    auto claimed = ClaimNow(*store_, std::move(command));
-    EXPECT_TRUE(claimed.ok()) << claimed.status();
-    return claimed.ok() ? *claimed : std::vector<StoredReferral>();
+    return Submit(std::move(command));
   }
 
   std::vector<AuditRecord> All() {
-    auto records = store_->ExportAudit(absl::InfinitePast(),
-                                       absl::InfiniteFuture(), 100000);
+    auto records = ExportAudit(*store_, absl::InfinitePast(),
+                               absl::InfiniteFuture(), 100000);
     EXPECT_TRUE(records.ok()) << records.status();
     return records.ok() ? *records : std::vector<AuditRecord>();
   }
@@ -86,30 +58,36 @@ class AuditTrailTest : public ::testing::Test {
   template <typename Edit>
   void TamperWithRawDatabase(Edit edit) {
     Close();
-    std::vector<std::string> names;
-    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(),
-                                                dir_.path(), &names)
-                    .ok());
-    std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-    int audit = -1;
-    for (const std::string& name : names) {
-      if (name == "audit") audit = static_cast<int>(descriptors.size());
-      descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    {
+      RawDatabase raw(dir_.path(), /*read_only=*/false);
+      ASSERT_TRUE(raw.ok());
+      ASSERT_NE(raw.family("audit"), nullptr) << "no audit column family";
+      edit(raw.db(), raw.family("audit"));
     }
-    ASSERT_GE(audit, 0) << "no audit column family";
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* raw = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir_.path(),
-                                  descriptors, &handles, &raw)
-                    .ok());
-    std::unique_ptr<rocksdb::DB> db(raw);
-    edit(*db, handles[audit]);
-    for (rocksdb::ColumnFamilyHandle* handle : handles) {
-      ASSERT_TRUE(db->DestroyColumnFamilyHandle(handle).ok());
-    }
-    ASSERT_TRUE(db->Close().ok());
-    db.reset();
     Open();
+  }
+
+  // Tampers, reopens and verifies the chain.
+  template <typename Edit>
+  AuditVerification TamperThenVerify(Edit edit) {
+    TamperWithRawDatabase(edit);
+    auto verified = VerifyAudit(*store_);
+    EXPECT_TRUE(verified.ok()) << verified.status();
+    return verified.ok() ? *verified : AuditVerification();
+  }
+
+  // Reads record `seq`, changes it and writes it at the key of `to`.
+  template <typename Change>
+  static void Rewrite(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* cf,
+                      uint64_t seq, uint64_t to, Change change) {
+    std::string value;
+    ASSERT_TRUE(db.Get(rocksdb::ReadOptions(), cf, Key(seq), &value).ok());
+    AuditRecord record;
+    ASSERT_TRUE(record.ParseFromString(value));
+    change(record);
+    ASSERT_TRUE(
+        db.Put(rocksdb::WriteOptions(), cf, Key(to), record.SerializeAsString())
+            .ok());
   }
 
   static std::string Key(uint64_t seq) {
@@ -119,10 +97,6 @@ class AuditTrailTest : public ::testing::Test {
     }
     return key;
   }
-
-  TempDir dir_;
-  FakeClock clock_;
-  std::unique_ptr<ReferralStore> store_;
 };
 
 TEST_F(AuditTrailTest, EveryMutationAppendsItsRecordInOrder) {
@@ -137,45 +111,42 @@ TEST_F(AuditTrailTest, EveryMutationAppendsItsRecordInOrder) {
   const StoredReferral& claimed_b =
       claimed[0].referral_id() == a.referral_id() ? claimed[1] : claimed[0];
 
-  ASSERT_TRUE(ExtendNow(*store_, {.referral_id = a.referral_id(),
-                                  .lease_token = claimed_a.lease().token(),
-                                  .lease = absl::Minutes(30),
-                                  .actor = "triage:worker-1"})
+  ASSERT_TRUE(
+      CommitNow(*store_, ExtendCommand{.referral_id = a.referral_id(),
+                                       .lease_token = claimed_a.lease().token(),
+                                       .lease = absl::Minutes(30),
+                                       .actor = "triage:worker-1"})
+          .ok());
+  ASSERT_TRUE(CommitNow(*store_,
+                        ReleaseCommand{.referral_id = b.referral_id(),
+                                       .lease_token = claimed_b.lease().token(),
+                                       .reason = "not mine",
+                                       .actor = "triage:worker-1"})
                   .ok());
-  ASSERT_TRUE(ReleaseNow(*store_, {.referral_id = b.referral_id(),
-                                   .lease_token = claimed_b.lease().token(),
-                                   .reason = "not mine",
-                                   .actor = "triage:worker-1"})
-                  .ok());
-  ASSERT_TRUE(RequeueNow(*store_, {.referral_id = b.referral_id(),
-                                   .actor = "admin:ops-1",
-                                   .audit = {.principal = "admin",
-                                             .on_behalf_of = "ops-1"}})
-                  .ok());
-  DecideCommand decide;
-  decide.referral_id = a.referral_id();
-  decide.lease_token = claimed_a.lease().token();
-  decide.decision = ::referral::v1::DECISION_EARLY_HELP;
-  decide.actor = "triage:worker-1";
-  ASSERT_TRUE(DecideNow(*store_, std::move(decide)).ok());
-  ASSERT_TRUE(AcknowledgeNow(*store_, {.referral_id = a.referral_id(),
-                                       .agency_id = "test-school",
-                                       .actor = "agency:test-school"})
-                  .ok());
+  ASSERT_TRUE(
+      CommitNow(*store_, RequeueCommand{.referral_id = b.referral_id(),
+                                        .actor = "admin:ops-1",
+                                        .audit = {.principal = "admin",
+                                                  .on_behalf_of = "ops-1"}})
+          .ok());
+  ASSERT_TRUE(Decide(claimed_a).ok());
+  ASSERT_TRUE(
+      CommitNow(*store_, AcknowledgeCommand{.referral_id = a.referral_id(),
+                                            .agency_id = "test-school",
+                                            .actor = "agency:test-school"})
+          .ok());
   ASSERT_EQ(Claim(1).size(), 1u);  // b again
   clock_.Advance(absl::Hours(1));
-  ASSERT_EQ(*ExpireNow(*store_), 1);
-  auto read_at = Await<absl::Time>([&](Done<absl::Time> done) {
-    store_->RecordAccess({.principal = "agency:test-school",
-                          .action = "status_read",
-                          .referral_id = a.referral_id(),
-                          .result = "OK"},
-                         std::move(done));
-  });
+  ASSERT_EQ(*CommitNow(*store_, ExpireLeasesCommand{}), 1);
+  auto read_at =
+      CommitNow(*store_, RecordAccessCommand{.principal = "agency:test-school",
+                                             .action = "status_read",
+                                             .referral_id = a.referral_id(),
+                                             .result = "OK"});
   ASSERT_TRUE(read_at.ok()) << read_at.status();
   EXPECT_EQ(*read_at, clock_.Now());
   // An idle reaper pass and an empty claim touch no referral: no records.
-  ASSERT_EQ(*ExpireNow(*store_), 0);
+  ASSERT_EQ(*CommitNow(*store_, ExpireLeasesCommand{}), 0);
 
   const std::vector<AuditRecord> records = All();
   EXPECT_THAT(Actions(records),
@@ -200,7 +171,7 @@ TEST_F(AuditTrailTest, EveryMutationAppendsItsRecordInOrder) {
   EXPECT_EQ(records[10].referral_id(), b.referral_id());
   EXPECT_EQ(records[11].at_us(), absl::ToUnixMicros(*read_at));
 
-  auto verified = store_->VerifyAudit();
+  auto verified = VerifyAudit(*store_);
   ASSERT_TRUE(verified.ok()) << verified.status();
   EXPECT_TRUE(verified->intact) << verified->problem;
   EXPECT_EQ(verified->records_checked, records.size());
@@ -210,10 +181,11 @@ TEST_F(AuditTrailTest, FailedMutationIsRecordedWithItsResult) {
   const StoredReferral a = Submit("a");
   const std::vector<StoredReferral> claimed = Claim(1);
   ASSERT_EQ(claimed.size(), 1u);
-  auto extended = ExtendNow(*store_, {.referral_id = a.referral_id(),
-                                      .lease_token = "not-the-token",
-                                      .lease = absl::Hours(5),
-                                      .actor = "triage:worker-2"});
+  auto extended =
+      CommitNow(*store_, ExtendCommand{.referral_id = a.referral_id(),
+                                       .lease_token = "not-the-token",
+                                       .lease = absl::Hours(5),
+                                       .actor = "triage:worker-2"});
   EXPECT_EQ(extended.status().code(), absl::StatusCode::kFailedPrecondition);
   // Its own change was rolled back.
   auto record = store_->GetReferral(a.referral_id());
@@ -221,9 +193,10 @@ TEST_F(AuditTrailTest, FailedMutationIsRecordedWithItsResult) {
   EXPECT_EQ(record->lease().expires_at_us(),
             claimed[0].lease().expires_at_us());
   // A malformed id is not copied into the trail.
-  auto released = ReleaseNow(*store_, {.referral_id = "Jane Doe",
-                                       .lease_token = "x",
-                                       .actor = "triage:worker-2"});
+  auto released =
+      CommitNow(*store_, ReleaseCommand{.referral_id = "Jane Doe",
+                                        .lease_token = "x",
+                                        .actor = "triage:worker-2"});
   EXPECT_FALSE(released.ok());
 
   const std::vector<AuditRecord> records = All();
@@ -235,16 +208,24 @@ TEST_F(AuditTrailTest, FailedMutationIsRecordedWithItsResult) {
   EXPECT_EQ(records[3].action(), "release");
   EXPECT_EQ(records[3].referral_id(), "");
   EXPECT_EQ(records[3].result(), "INVALID_ARGUMENT");
-  auto verified = store_->VerifyAudit();
+  auto verified = VerifyAudit(*store_);
   ASSERT_TRUE(verified.ok());
   EXPECT_TRUE(verified->intact) << verified->problem;
+}
+
+TEST_F(AuditTrailTest, ARecordedReadNamesItsAction) {
+  auto refused = CommitNow(
+      *store_,
+      RecordAccessCommand{.principal = "agency:test-school", .result = "OK"});
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(All().empty());
 }
 
 TEST_F(AuditTrailTest, RecordsCommitOrFailWithTheirChange) {
   // The audit record rides in the mutation's own write: when that write
   // fails, neither is stored and the chain does not move on.
-  internal::FailNextWrite(*store_, internal::WriteFailure::kIoError);
-  auto failed = SubmitNow(*store_, MakeSubmit("a", clock_.Now()));
+  faults_->FailNextLogAppend(Failure::kIoError);
+  auto failed = CommitNow(*store_, MakeSubmit("a", clock_.Now()));
   EXPECT_EQ(failed.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_TRUE(All().empty());
   const StoredReferral a = Submit("a");
@@ -266,79 +247,65 @@ TEST_F(AuditTrailTest, SurvivesReopenAndTheChainContinues) {
   ASSERT_EQ(records.size(), 3u);
   EXPECT_EQ(records[2].seq(), 3u);
   EXPECT_EQ(records[2].previous_hash(), records[1].hash());
-  auto verified = store_->VerifyAudit();
+  auto verified = VerifyAudit(*store_);
   ASSERT_TRUE(verified.ok());
   EXPECT_TRUE(verified->intact) << verified->problem;
   EXPECT_EQ(verified->records_checked, 3u);
 
   // Export by time range.
   auto late =
-      store_->ExportAudit(clock_.Now() - absl::Minutes(1), clock_.Now(), 10);
+      ExportAudit(*store_, clock_.Now() - absl::Minutes(1), clock_.Now(), 10);
   ASSERT_TRUE(late.ok());
   ASSERT_EQ(late->size(), 1u);
   EXPECT_EQ((*late)[0].seq(), 3u);
   auto limited =
-      store_->ExportAudit(absl::InfinitePast(), absl::InfiniteFuture(), 2);
+      ExportAudit(*store_, absl::InfinitePast(), absl::InfiniteFuture(), 2);
   ASSERT_TRUE(limited.ok());
   EXPECT_EQ(limited->size(), 2u);
-  EXPECT_EQ(store_->ExportAudit(absl::InfinitePast(), absl::InfiniteFuture(), 0)
-                .status()
-                .code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      ExportAudit(*store_, absl::InfinitePast(), absl::InfiniteFuture(), 0)
+          .status()
+          .code(),
+      absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(AuditTrailTest, VerifyFindsAnEditedRecord) {
   for (const char* key : {"a", "b", "c", "d"}) Submit(key);
-  TamperWithRawDatabase([](rocksdb::DB& db, rocksdb::ColumnFamilyHandle* cf) {
-    std::string value;
-    ASSERT_TRUE(db.Get(rocksdb::ReadOptions(), cf, Key(2), &value).ok());
-    AuditRecord record;
-    ASSERT_TRUE(record.ParseFromString(value));
-    record.set_principal("agency:someone-else");
-    ASSERT_TRUE(
-        db.Put(rocksdb::WriteOptions(), cf, Key(2), record.SerializeAsString())
-            .ok());
-  });
-  auto verified = store_->VerifyAudit();
-  ASSERT_TRUE(verified.ok()) << verified.status();
-  EXPECT_FALSE(verified->intact);
-  EXPECT_EQ(verified->first_bad_seq, 2u);
-  EXPECT_EQ(verified->records_checked, 1u);
-  EXPECT_FALSE(verified->problem.empty());
+  const AuditVerification verified =
+      TamperThenVerify([](rocksdb::DB& db, rocksdb::ColumnFamilyHandle* cf) {
+        Rewrite(db, cf, 2, 2, [](AuditRecord& record) {
+          record.set_principal("agency:someone-else");
+        });
+      });
+  EXPECT_FALSE(verified.intact);
+  EXPECT_EQ(verified.first_bad_seq, 2u);
+  EXPECT_EQ(verified.records_checked, 1u);
+  EXPECT_FALSE(verified.problem.empty());
 }
 
 TEST_F(AuditTrailTest, VerifyFindsADeletedRecord) {
   for (const char* key : {"a", "b", "c", "d"}) Submit(key);
-  TamperWithRawDatabase([](rocksdb::DB& db, rocksdb::ColumnFamilyHandle* cf) {
-    ASSERT_TRUE(db.Delete(rocksdb::WriteOptions(), cf, Key(3)).ok());
-  });
-  auto verified = store_->VerifyAudit();
-  ASSERT_TRUE(verified.ok()) << verified.status();
-  EXPECT_FALSE(verified->intact);
-  EXPECT_EQ(verified->first_bad_seq, 3u);
-  EXPECT_EQ(verified->records_checked, 2u);
+  const AuditVerification verified =
+      TamperThenVerify([](rocksdb::DB& db, rocksdb::ColumnFamilyHandle* cf) {
+        ASSERT_TRUE(db.Delete(rocksdb::WriteOptions(), cf, Key(3)).ok());
+      });
+  EXPECT_FALSE(verified.intact);
+  EXPECT_EQ(verified.first_bad_seq, 3u);
+  EXPECT_EQ(verified.records_checked, 2u);
 }
 
 TEST_F(AuditTrailTest, VerifyFindsARenumberedDeletion) {
   for (const char* key : {"a", "b", "c", "d"}) Submit(key);
   // Record 2 removed and 3 moved into its place: no gap, but 3's
   // previous_hash no longer matches record 1.
-  TamperWithRawDatabase([](rocksdb::DB& db, rocksdb::ColumnFamilyHandle* cf) {
-    std::string value;
-    ASSERT_TRUE(db.Get(rocksdb::ReadOptions(), cf, Key(3), &value).ok());
-    AuditRecord record;
-    ASSERT_TRUE(record.ParseFromString(value));
-    record.set_seq(2);
-    ASSERT_TRUE(
-        db.Put(rocksdb::WriteOptions(), cf, Key(2), record.SerializeAsString())
-            .ok());
-    ASSERT_TRUE(db.Delete(rocksdb::WriteOptions(), cf, Key(3)).ok());
-  });
-  auto verified = store_->VerifyAudit();
-  ASSERT_TRUE(verified.ok()) << verified.status();
-  EXPECT_FALSE(verified->intact);
-  EXPECT_EQ(verified->first_bad_seq, 2u);
+  const AuditVerification verified =
+      TamperThenVerify([](rocksdb::DB& db, rocksdb::ColumnFamilyHandle* cf) {
+        Rewrite(db, cf, 3, 2, [](AuditRecord& record) { record.set_seq(2); });
+        ASSERT_TRUE(db.Delete(rocksdb::WriteOptions(), cf, Key(3)).ok());
+      });
+  EXPECT_FALSE(verified.intact);
+  EXPECT_EQ(verified.first_bad_seq, 2u);
 }
 
 }  // namespace
-}  // namespace referral::storage
+}  // namespace referral::storage::testing

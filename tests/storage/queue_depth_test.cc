@@ -24,17 +24,8 @@
 #include "storage/referral_store.h"
 #include "storage/store_test_util.h"
 
-namespace referral::storage {
+namespace referral::storage::testing {
 namespace {
-
-using testing::ClaimNow;
-using testing::DecideNow;
-using testing::FakeClock;
-using testing::ReleaseNow;
-using testing::SubmitNow;
-using testing::TempDir;
-
-constexpr char kQueue[] = "front-door";
 
 template <typename T>
 T Median(std::vector<T> values) {
@@ -44,17 +35,9 @@ T Median(std::vector<T> values) {
   return values[values.size() / 2];
 }
 
-class QueueDepthTest : public ::testing::Test {
+class QueueDepthTest : public StoreTest {
  protected:
-  void SetUp() override {
-    StoreOptions options;
-    options.path = dir_.path();
-    options.clock = [this] { return clock_.Now(); };
-    options.lease_check_interval = absl::ZeroDuration();
-    auto store = ReferralStore::Open(std::move(options));
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
-  }
+  void SetUp() override { Open(); }
 
   // A minimal referral; due times spread over a day so that delivery order
   // differs from arrival order.
@@ -78,43 +61,23 @@ class QueueDepthTest : public ::testing::Test {
     constexpr int kBatch = 4096;
     for (int start = 0; start < count; start += kBatch) {
       const int n = std::min(kBatch, count - start);
-      absl::BlockingCounter finished(n);
-      for (int i = start; i < start + n; ++i) {
-        store_->Submit(SmallSubmit(submitted_++),
-                       [&finished](absl::StatusOr<SubmitResult> result) {
-                         EXPECT_TRUE(result.ok()) << result.status();
-                         finished.DecrementCount();
-                       });
+      std::vector<SubmitCommand> batch;
+      for (int i = 0; i < n; ++i) batch.push_back(SmallSubmit(submitted_++));
+      for (const auto& result : SubmitAtOnce(std::move(batch))) {
+        EXPECT_TRUE(result.ok()) << result.status();
       }
-      finished.Wait();
     }
-  }
-
-  std::vector<StoredReferral> Claim(int max) {
-    ClaimCommand command;
-    command.queue = kQueue;
-    command.max = max;
-    command.lease = absl::Minutes(30);
-    command.worker = "worker-1";
-    command.actor = "triage:worker-1";
-    auto claimed = ClaimNow(*store_, std::move(command));
-    EXPECT_TRUE(claimed.ok()) << claimed.status();
-    return claimed.ok() ? *std::move(claimed) : std::vector<StoredReferral>();
   }
 
   void DecideAll(const std::vector<StoredReferral>& claimed) {
     absl::BlockingCounter finished(static_cast<int>(claimed.size()));
     for (const StoredReferral& record : claimed) {
-      DecideCommand command;
-      command.referral_id = record.referral_id();
-      command.lease_token = record.lease().token();
-      command.decision = ::referral::v1::DECISION_NO_FURTHER_ACTION;
-      command.actor = "triage:worker-1";
-      store_->Decide(std::move(command),
-                     [&finished](absl::StatusOr<absl::Time> decided) {
-                       EXPECT_TRUE(decided.ok()) << decided.status();
-                       finished.DecrementCount();
-                     });
+      store_->Commit(
+          MakeDecide(record, ::referral::v1::DECISION_NO_FURTHER_ACTION),
+          [&finished](absl::StatusOr<absl::Time> decided) {
+            EXPECT_TRUE(decided.ok()) << decided.status();
+            finished.DecrementCount();
+          });
     }
     finished.Wait();
   }
@@ -125,9 +88,6 @@ class QueueDepthTest : public ::testing::Test {
     return cost.ok() ? *cost : internal::SeekCost();
   }
 
-  TempDir dir_;
-  FakeClock clock_;
-  std::unique_ptr<ReferralStore> store_;
   int submitted_ = 0;
 };
 
@@ -207,21 +167,21 @@ TEST_F(QueueDepthTest, ReleasedAndUrgentReferralsDoNotReopenTheDrainedHead) {
   const std::vector<StoredReferral> kept = Claim(1);
   ASSERT_EQ(kept.size(), 1u);
   while (store_->ReadyCount(kQueue) > 10) {
-    DecideAll(Claim(std::min<int64_t>(500, store_->ReadyCount(kQueue) - 10)));
+    DecideAll(Claim(std::min<int64_t>(500, *store_->ReadyCount(kQueue) - 10)));
   }
   ASSERT_GE(Naive().tombstones_skipped,
             static_cast<uint64_t>(kReferrals - 20) * 9 / 10);
 
   // The first referral goes back to its place, at the very start of the
   // drained range: it is claimed straight from memory, with no seek...
-  auto released = ReleaseNow(
+  auto released = CommitNow(
       *store_, ReleaseCommand{kept[0].referral_id(), kept[0].lease().token(),
                               "handover", "triage:worker-1"});
   ASSERT_TRUE(released.ok()) << released.status();
   SubmitCommand urgent = SmallSubmit(kReferrals + 1);
   urgent.idempotency_key = "urgent";
   urgent.placement.band = ::referral::v1::PRIORITY_BAND_IMMEDIATE_RISK;
-  auto submitted = SubmitNow(*store_, urgent);
+  auto submitted = CommitNow(*store_, urgent);
   ASSERT_TRUE(submitted.ok()) << submitted.status();
 
   const std::vector<StoredReferral> next = Claim(2);
@@ -238,4 +198,4 @@ TEST_F(QueueDepthTest, ReleasedAndUrgentReferralsDoNotReopenTheDrainedHead) {
 }
 
 }  // namespace
-}  // namespace referral::storage
+}  // namespace referral::storage::testing

@@ -13,134 +13,64 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "key_codec.h"
-#include "referral_store_internal.h"
 #include "rocksdb/db.h"
 #include "storage/referral_store.h"
 #include "storage/store_test_util.h"
 
-namespace referral::storage {
+namespace referral::storage::testing {
 namespace {
 
-using testing::AcknowledgeNow;
-using testing::ClaimNow;
-using testing::DecideNow;
 using ::testing::ElementsAre;
-using testing::FakeClock;
 using ::testing::IsEmpty;
-using testing::MakeSubmit;
-using testing::SubmitNow;
-using testing::TempDir;
-
-constexpr char kQueue[] = "front-door";
-
-std::vector<std::string> Ids(const std::vector<StoredReferral>& records) {
-  std::vector<std::string> ids;
-  for (const auto& record : records) ids.push_back(record.referral_id());
-  return ids;
-}
+using Failure = FaultInjectionFileSystem::Failure;
 
 // Entries of one column family, read with RocksDB directly once the store is
 // closed: what pruning left on disk.
 int64_t CountFamilyKeys(const std::string& path, const std::string& family) {
-  std::vector<std::string> names;
-  rocksdb::Status s =
-      rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &names);
-  EXPECT_TRUE(s.ok()) << s.ToString();
-  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-  for (const std::string& name : names) {
-    descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
-  }
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::DB* raw = nullptr;
-  s = rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(), path, descriptors,
-                                   &handles, &raw);
-  EXPECT_TRUE(s.ok()) << s.ToString();
-  if (!s.ok()) return -1;
-  std::unique_ptr<rocksdb::DB> db(raw);
-  int64_t count = -1;
-  for (size_t i = 0; i < names.size(); ++i) {
-    if (names[i] != family) continue;
-    count = 0;
-    std::unique_ptr<rocksdb::Iterator> it(
-        db->NewIterator(rocksdb::ReadOptions(), handles[i]));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) ++count;
-  }
-  for (rocksdb::ColumnFamilyHandle* handle : handles) {
-    EXPECT_TRUE(db->DestroyColumnFamilyHandle(handle).ok());
-  }
+  RawDatabase raw(path, /*read_only=*/true);
+  if (!raw.ok() || raw.family(family) == nullptr) return -1;
+  int64_t count = 0;
+  std::unique_ptr<rocksdb::Iterator> it(
+      raw.db().NewIterator(rocksdb::ReadOptions(), raw.family(family)));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) ++count;
   return count;
 }
 
-class QueueStatisticsTest : public ::testing::Test {
+class QueueStatisticsTest : public StoreTest {
  protected:
   void SetUp() override { Open(); }
 
   void Open(absl::Duration window = absl::Hours(24 * 28)) {
-    store_.reset();
-    StoreOptions options;
-    options.path = dir_.path();
-    options.clock = [this] { return clock_.Now(); };
-    options.lease_check_interval = absl::ZeroDuration();
+    StoreOptions options = Options();
     options.decision_stats_window = window;
     window_ = window;
-    auto store = ReferralStore::Open(std::move(options));
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
+    StoreTest::Open(std::move(options));
   }
-  void Close() { store_.reset(); }
 
-  StoredReferral Submit(const std::string& key,
-                        const std::string& queue = kQueue,
+  using StoreTest::Submit;
+  StoredReferral Submit(const std::string& key, const std::string& queue,
                         const std::vector<std::string>& notified = {},
                         const std::string& agency = "test-school") {
     SubmitCommand command = MakeSubmit(key, clock_.Now(), queue);
     command.agency_id = agency;
     command.placement.notified_queues = notified;
-    auto result = SubmitNow(*store_, std::move(command));
-    EXPECT_TRUE(result.ok()) << result.status();
-    return result.ok() ? result->record : StoredReferral();
+    return Submit(std::move(command));
   }
 
   // Claims the head of `queue` and decides it now.
   StoredReferral ClaimAndDecide(const std::string& queue = kQueue) {
-    ClaimCommand claim;
-    claim.queue = queue;
-    claim.max = 1;
-    claim.worker = "worker-1";
-    claim.actor = "triage:worker-1";
-    auto claimed = ClaimNow(*store_, std::move(claim));
-    EXPECT_TRUE(claimed.ok()) << claimed.status();
-    if (!claimed.ok() || claimed->size() != 1) {
+    const std::vector<StoredReferral> claimed =
+        Claim(1, absl::Minutes(30), "worker-1", queue);
+    if (claimed.size() != 1) {
       ADD_FAILURE() << "nothing to claim in " << queue;
       return StoredReferral();
     }
-    DecideCommand decide;
-    decide.referral_id = (*claimed)[0].referral_id();
-    decide.lease_token = (*claimed)[0].lease().token();
-    decide.decision = ::referral::v1::DECISION_EARLY_HELP;
-    decide.rationale = "Needs early help.";
-    decide.actor = "triage:worker-1";
-    auto decided = DecideNow(*store_, std::move(decide));
+    auto decided = Decide(claimed[0]);
     EXPECT_TRUE(decided.ok()) << decided.status();
-    return (*claimed)[0];
+    return claimed[0];
   }
 
-  QueueCounts Counts(const std::string& queue = kQueue) {
-    for (QueueCounts& counts : store_->GetQueueCounts(clock_.Now())) {
-      if (counts.queue == queue) return counts;
-    }
-    ADD_FAILURE() << "no counts for " << queue;
-    return QueueCounts();
-  }
-
-  std::vector<OutcomeBacklog> Backlog(absl::Duration within) {
-    return store_->GetOutcomeBacklog(clock_.Now(), within);
-  }
-
-  TempDir dir_;
-  FakeClock clock_;
   absl::Duration window_;
-  std::unique_ptr<ReferralStore> store_;
 };
 
 // --- Key layouts.
@@ -281,8 +211,8 @@ TEST_F(QueueStatisticsTest, BacklogCountsUnacknowledgedAndOverdueOutcomes) {
 
   // Acknowledging the oldest moves the oldest on; an agency with nothing
   // left drops out.
-  ASSERT_TRUE(AcknowledgeNow(*store_, AcknowledgeCommand{p1.referral_id(),
-                                                         "police", "agency"})
+  ASSERT_TRUE(CommitNow(*store_, AcknowledgeCommand{p1.referral_id(), "police",
+                                                    "agency"})
                   .ok());
   backlog = Backlog(absl::Minutes(90));
   ASSERT_EQ(backlog.size(), 2u);
@@ -312,27 +242,29 @@ TEST_F(QueueStatisticsTest, NotifiedQueuesListTheirNoticesNewestFirst) {
   }
   Submit("quiet");  // notifies nobody
 
-  auto first = store_->ListNotices("edt", 2, "");
+  auto first = store_->List(Listing::kNotices, "edt", 2, "");
   ASSERT_TRUE(first.ok()) << first.status();
   EXPECT_THAT(Ids(first->referrals), ElementsAre(ids[4], ids[3]));
   ASSERT_FALSE(first->next_page_token.empty());
-  auto second = store_->ListNotices("edt", 2, first->next_page_token);
+  auto second =
+      store_->List(Listing::kNotices, "edt", 2, first->next_page_token);
   ASSERT_TRUE(second.ok()) << second.status();
   EXPECT_THAT(Ids(second->referrals), ElementsAre(ids[2], ids[1]));
-  auto last = store_->ListNotices("edt", 2, second->next_page_token);
+  auto last =
+      store_->List(Listing::kNotices, "edt", 2, second->next_page_token);
   ASSERT_TRUE(last.ok()) << last.status();
   EXPECT_THAT(Ids(last->referrals), ElementsAre(ids[0]));
   EXPECT_TRUE(last->next_page_token.empty());
 
   // The work queue holds the referrals and has no notices of its own.
-  auto work = store_->ListNotices(kQueue, 10, "");
+  auto work = store_->List(Listing::kNotices, kQueue, 10, "");
   ASSERT_TRUE(work.ok());
   EXPECT_THAT(work->referrals, IsEmpty());
 
   // Each notice shows the referral as it is now.
   const StoredReferral decided = ClaimAndDecide();
   EXPECT_EQ(decided.referral_id(), ids[0]);
-  auto all = store_->ListNotices("edt", 10, "");
+  auto all = store_->List(Listing::kNotices, "edt", 10, "");
   ASSERT_TRUE(all.ok());
   ASSERT_EQ(all->referrals.size(), 5u);
   EXPECT_EQ(all->referrals.back().state(),
@@ -341,13 +273,13 @@ TEST_F(QueueStatisticsTest, NotifiedQueuesListTheirNoticesNewestFirst) {
 }
 
 TEST_F(QueueStatisticsTest, NoticesAreCountedForTheLast24Hours) {
-  EXPECT_FALSE(store_->KnowsQueue("edt"));
+  EXPECT_FALSE(store_->ReadyCount("edt").has_value());
   Submit("old", kQueue, {"edt"});
   clock_.Advance(absl::Hours(20));
   Submit("new", kQueue, {"edt"});
 
   // The notified queue is known (and counted) though it holds no work.
-  EXPECT_TRUE(store_->KnowsQueue("edt"));
+  EXPECT_TRUE(store_->ReadyCount("edt").has_value());
   EXPECT_EQ(Counts("edt").ready, 0);
   EXPECT_EQ(Counts("edt").notices_last_24h, 2);
   EXPECT_EQ(Counts().notices_last_24h, 0);
@@ -358,58 +290,52 @@ TEST_F(QueueStatisticsTest, NoticesAreCountedForTheLast24Hours) {
 
   Close();
   Open();
-  EXPECT_TRUE(store_->KnowsQueue("edt"));
+  EXPECT_TRUE(store_->ReadyCount("edt").has_value());
   EXPECT_EQ(Counts("edt").notices_last_24h, 1);
-  auto page = store_->ListNotices("edt", 0, "");
+  auto page = store_->List(Listing::kNotices, "edt", 0, "");
   ASSERT_TRUE(page.ok());
   EXPECT_EQ(page->referrals.size(), 2u);
 }
 
 TEST_F(QueueStatisticsTest, ABadQueueOrPageTokenIsRefused) {
   Submit("a", kQueue, {"edt"});
-  EXPECT_EQ(store_->ListNotices("EDT", 10, "").status().code(),
+  EXPECT_EQ(store_->List(Listing::kNotices, "EDT", 10, "").status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(store_->ListNotices("edt", 10, "zz").status().code(),
+  EXPECT_EQ(store_->List(Listing::kNotices, "edt", 10, "zz").status().code(),
             absl::StatusCode::kInvalidArgument);
   // Another queue's token is not a token of this listing.
   Submit("b", kQueue, {"other"});
   Submit("c", kQueue, {"other"});
-  auto other = store_->ListNotices("other", 1, "");
+  auto other = store_->List(Listing::kNotices, "other", 1, "");
   ASSERT_TRUE(other.ok());
   ASSERT_FALSE(other->next_page_token.empty());
-  EXPECT_EQ(
-      store_->ListNotices("edt", 1, other->next_page_token).status().code(),
-      absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->List(Listing::kNotices, "edt", 1, other->next_page_token)
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(QueueStatisticsTest, AFailedCommitLeavesNoNoticeAndNoDecisionStat) {
-  internal::FailNextWrite(*store_, internal::WriteFailure::kIoError);
+  faults_->FailNextLogAppend(Failure::kIoError);
   SubmitCommand command = MakeSubmit("a", clock_.Now());
   command.placement.notified_queues = {"edt"};
-  EXPECT_FALSE(SubmitNow(*store_, command).ok());
-  EXPECT_FALSE(store_->KnowsQueue("edt"));
-  auto page = store_->ListNotices("edt", 10, "");
-  ASSERT_TRUE(page.ok());
-  EXPECT_THAT(page->referrals, IsEmpty());
+  EXPECT_FALSE(CommitNow(*store_, command).ok());
+  EXPECT_FALSE(store_->ReadyCount("edt").has_value());
+  EXPECT_THAT(Page(Listing::kNotices, "edt").referrals, IsEmpty());
 
-  ASSERT_TRUE(SubmitNow(*store_, command).ok());
-  ClaimCommand claim;
-  claim.queue = kQueue;
-  claim.worker = "worker-1";
-  auto claimed = ClaimNow(*store_, claim);
-  ASSERT_TRUE(claimed.ok() && claimed->size() == 1);
-  internal::FailNextWrite(*store_, internal::WriteFailure::kIoError);
-  DecideCommand decide;
-  decide.referral_id = (*claimed)[0].referral_id();
-  decide.lease_token = (*claimed)[0].lease().token();
-  decide.decision = ::referral::v1::DECISION_NO_FURTHER_ACTION;
-  EXPECT_FALSE(DecideNow(*store_, decide).ok());
+  ASSERT_TRUE(CommitNow(*store_, command).ok());
+  const std::vector<StoredReferral> claimed = Claim(1);
+  ASSERT_EQ(claimed.size(), 1u);
+  faults_->FailNextLogAppend(Failure::kIoError);
+  const DecideCommand decide =
+      MakeDecide(claimed[0], ::referral::v1::DECISION_NO_FURTHER_ACTION);
+  EXPECT_FALSE(CommitNow(*store_, decide).ok());
   EXPECT_EQ(Counts().decisions_in_window, 0);
   EXPECT_THAT(Backlog(absl::Hours(1)), IsEmpty());
-  ASSERT_TRUE(DecideNow(*store_, decide).ok());
+  ASSERT_TRUE(CommitNow(*store_, decide).ok());
   EXPECT_EQ(Counts().decisions_in_window, 1);
   EXPECT_EQ(Counts().time_to_decision_p50, absl::ZeroDuration());
 }
 
 }  // namespace
-}  // namespace referral::storage
+}  // namespace referral::storage::testing

@@ -26,26 +26,18 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "key_codec.h"
+#include "storage/audit_trail.h"
+#include "storage/backups.h"
 #include "storage/referral_store.h"
 #include "storage/store_test_util.h"
 
-namespace referral::storage {
+namespace referral::storage::testing {
 namespace {
 
 namespace fs = std::filesystem;
 
-using testing::Await;
-using testing::ClaimNow;
-using testing::DecideNow;
 using ::testing::ElementsAre;
-using testing::FakeClock;
 using ::testing::HasSubstr;
-using testing::MakeSubmit;
-using testing::ReleaseNow;
-using testing::SubmitNow;
-using testing::TempDir;
-
-constexpr char kQueue[] = "front-door";
 // Fictitious, and distinctive enough that finding it in a file can only
 // mean the plaintext leaked.
 constexpr char kDistinctive[] = "Marzipan-Okapi-Tuesday-7731";
@@ -55,16 +47,6 @@ absl::StatusOr<BackupInfo> CreateBackupNow(ReferralStore& store,
   return Await<BackupInfo>([&](Done<BackupInfo> done) {
     store.CreateBackup(backup_dir, std::move(done));
   });
-}
-
-void WriteKey(const std::string& path, char digit) {
-  std::ofstream(path) << std::string(64, digit) << "\n";
-  ASSERT_EQ(::chmod(path.c_str(), 0600), 0);
-}
-
-std::string ReadWholeFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 std::vector<fs::path> FilesUnder(const std::string& dir) {
@@ -83,7 +65,7 @@ class Agencies {
       threads_.emplace_back([this, &store, &clock, t] {
         for (int i = 0; !stop_.load(); ++i) {
           auto result =
-              SubmitNow(store, MakeSubmit(absl::StrCat("live-", t, "-", i),
+              CommitNow(store, MakeSubmit(absl::StrCat("live-", t, "-", i),
                                           clock.Now(), kQueue));
           if (!result.ok()) continue;
           absl::MutexLock lock(&mu_);
@@ -122,26 +104,23 @@ class Agencies {
   std::vector<std::thread> threads_;
 };
 
-class ReferralBackupTest : public ::testing::Test {
+class ReferralBackupTest : public StoreTest {
  protected:
   ReferralBackupTest()
-      : data_dir_(tmp_.path() + "/data"),
-        backup_dir_(tmp_.path() + "/backups"),
-        restore_dir_(tmp_.path() + "/restored"),
-        key_(tmp_.path() + "/keys/broker.key"),
-        other_key_(tmp_.path() + "/keys/other.key") {
-    fs::create_directories(tmp_.path() + "/keys");
-    WriteKey(key_, 'a');
-    WriteKey(other_key_, 'b');
+      : data_dir_(dir_.path() + "/data"),
+        backup_dir_(dir_.path() + "/backups"),
+        restore_dir_(dir_.path() + "/restored"),
+        key_(dir_.path() + "/keys/broker.key"),
+        other_key_(dir_.path() + "/keys/other.key") {
+    fs::create_directories(dir_.path() + "/keys");
+    WriteKeyFile(key_, 'a');
+    WriteKeyFile(other_key_, 'b');
   }
 
   StoreOptions Options(const std::string& path,
                        const std::string& key_file = "") {
-    StoreOptions options;
-    options.path = path;
+    StoreOptions options = OptionsFor(path);
     options.encryption_key_file = key_file;
-    options.clock = [this] { return clock_.Now(); };
-    options.lease_check_interval = absl::ZeroDuration();
     return options;
   }
 
@@ -153,21 +132,15 @@ class ReferralBackupTest : public ::testing::Test {
 
   StoredReferral Submit(ReferralStore& store, const std::string& key,
                         const std::string& description = "Concern.") {
-    SubmitCommand command = MakeSubmit(key, clock_.Now(), kQueue);
+    SubmitCommand command = MakeSubmit(key, clock_.Now());
     command.referral.set_description(description);
-    auto result = SubmitNow(store, std::move(command));
+    auto result = CommitNow(store, std::move(command));
     EXPECT_TRUE(result.ok()) << result.status();
     return result.ok() ? result->record : StoredReferral();
   }
 
   std::vector<StoredReferral> Claim(ReferralStore& store, int max) {
-    ClaimCommand command;
-    command.queue = kQueue;
-    command.max = max;
-    command.lease = absl::Minutes(30);
-    command.worker = "worker-1";
-    command.actor = "triage:worker-1";
-    auto claimed = ClaimNow(store, std::move(command));
+    auto claimed = CommitNow(store, MakeClaim(max));
     EXPECT_TRUE(claimed.ok()) << claimed.status();
     return claimed.ok() ? *claimed : std::vector<StoredReferral>();
   }
@@ -176,8 +149,6 @@ class ReferralBackupTest : public ::testing::Test {
     return BackupLocation{backup_dir_, key_file};
   }
 
-  TempDir tmp_;
-  FakeClock clock_;
   const std::string data_dir_;
   const std::string backup_dir_;
   const std::string restore_dir_;
@@ -194,15 +165,10 @@ TEST_F(ReferralBackupTest,
   for (int i = 0; i < 20; ++i) Submit(*store, absl::StrCat("early-", i));
   const std::vector<StoredReferral> claimed = Claim(*store, 4);
   ASSERT_EQ(claimed.size(), 4u);
-  DecideCommand decide;
-  decide.referral_id = claimed[0].referral_id();
-  decide.lease_token = claimed[0].lease().token();
-  decide.decision = ::referral::v1::DECISION_EARLY_HELP;
-  decide.actor = "triage:worker-1";
-  ASSERT_TRUE(DecideNow(*store, decide).ok());
-  ASSERT_TRUE(ReleaseNow(*store, ReleaseCommand{claimed[1].referral_id(),
-                                                claimed[1].lease().token(),
-                                                "handover", "triage:worker-1"})
+  ASSERT_TRUE(CommitNow(*store, MakeDecide(claimed[0])).ok());
+  ASSERT_TRUE(CommitNow(*store, ReleaseCommand{claimed[1].referral_id(),
+                                               claimed[1].lease().token(),
+                                               "handover", "triage:worker-1"})
                   .ok());
 
   // Agencies keep submitting from several threads throughout.
@@ -222,7 +188,7 @@ TEST_F(ReferralBackupTest,
     ASSERT_TRUE(record.ok()) << id << ": " << record.status();
     expected.push_back(*record);
   }
-  auto audit_before = store->VerifyAudit();
+  auto audit_before = VerifyAudit(*store);
   ASSERT_TRUE(audit_before.ok());
 
   auto backup = CreateBackupNow(*store, backup_dir_);
@@ -232,17 +198,15 @@ TEST_F(ReferralBackupTest,
   EXPECT_GT(backup->file_count, 0);
   EXPECT_GT(backup->size_bytes, 0);
 
-  auto listed = ReferralStore::ListBackups(Location());
+  auto listed = ListBackups(Location());
   ASSERT_TRUE(listed.ok()) << listed.status();
   ASSERT_EQ(listed->size(), 1u);
   EXPECT_EQ((*listed)[0].backup_id, backup->backup_id);
   EXPECT_EQ((*listed)[0].created_at, backup->created_at);
-  auto verified = ReferralStore::VerifyBackup(Location(), backup->backup_id);
+  auto verified = VerifyBackup(Location(), backup->backup_id);
   ASSERT_TRUE(verified.ok()) << verified.status();
 
-  ASSERT_TRUE(
-      ReferralStore::RestoreBackup(Location(), std::nullopt, restore_dir_)
-          .ok());
+  ASSERT_TRUE(RestoreBackup(Location(), std::nullopt, restore_dir_).ok());
   std::unique_ptr<ReferralStore> restored = OpenStore(Options(restore_dir_));
   ASSERT_NE(restored, nullptr);
   for (const StoredReferral& record : expected) {
@@ -264,7 +228,7 @@ TEST_F(ReferralBackupTest,
   ASSERT_EQ(next.size(), 1u);
   EXPECT_EQ(next[0].referral_id(), claimed[1].referral_id());
   // The audit chain is whole, and holds at least what it held before.
-  auto audit = restored->VerifyAudit();
+  auto audit = VerifyAudit(*restored);
   ASSERT_TRUE(audit.ok()) << audit.status();
   EXPECT_TRUE(audit->intact) << audit->problem;
   EXPECT_GE(audit->records_checked, audit_before->records_checked);
@@ -273,7 +237,7 @@ TEST_F(ReferralBackupTest,
 TEST_F(ReferralBackupTest, BackupsAreListedInOrderAndRestoredByChoice) {
   std::unique_ptr<ReferralStore> store = OpenStore(Options(data_dir_));
   ASSERT_NE(store, nullptr);
-  EXPECT_TRUE(ReferralStore::ListBackups(Location())->empty());
+  EXPECT_TRUE(ListBackups(Location())->empty());
   for (int i = 0; i < 3; ++i) Submit(*store, absl::StrCat("a", i));
   const absl::Time before = absl::Now();
   auto first = CreateBackupNow(*store, backup_dir_);
@@ -282,7 +246,7 @@ TEST_F(ReferralBackupTest, BackupsAreListedInOrderAndRestoredByChoice) {
   auto second = CreateBackupNow(*store, backup_dir_);
   ASSERT_TRUE(second.ok()) << second.status();
 
-  auto listed = ReferralStore::ListBackups(Location());
+  auto listed = ListBackups(Location());
   ASSERT_TRUE(listed.ok()) << listed.status();
   ASSERT_EQ(listed->size(), 2u);
   EXPECT_EQ((*listed)[0].backup_id, first->backup_id);
@@ -293,26 +257,21 @@ TEST_F(ReferralBackupTest, BackupsAreListedInOrderAndRestoredByChoice) {
   for (const BackupInfo& info : *listed) {
     EXPECT_GT(info.file_count, 0);
     EXPECT_GT(info.size_bytes, 0);
-    EXPECT_TRUE(ReferralStore::VerifyBackup(Location(), info.backup_id).ok());
+    EXPECT_TRUE(VerifyBackup(Location(), info.backup_id).ok());
   }
-  EXPECT_EQ(ReferralStore::VerifyBackup(Location(), 99).status().code(),
+  EXPECT_EQ(VerifyBackup(Location(), 99).status().code(),
             absl::StatusCode::kNotFound);
 
   // The latest by default; an earlier one when asked.
-  ASSERT_TRUE(
-      ReferralStore::RestoreBackup(Location(), std::nullopt, restore_dir_)
-          .ok());
-  const std::string older_dir = tmp_.path() + "/restored-older";
-  ASSERT_TRUE(
-      ReferralStore::RestoreBackup(Location(), first->backup_id, older_dir)
-          .ok());
+  ASSERT_TRUE(RestoreBackup(Location(), std::nullopt, restore_dir_).ok());
+  const std::string older_dir = dir_.path() + "/restored-older";
+  ASSERT_TRUE(RestoreBackup(Location(), first->backup_id, older_dir).ok());
   EXPECT_EQ(OpenStore(Options(restore_dir_))->ReadyCount(kQueue), 5);
   EXPECT_EQ(OpenStore(Options(older_dir))->ReadyCount(kQueue), 3);
-  EXPECT_EQ(ReferralStore::RestoreBackup(Location(), 99,
-                                         tmp_.path() + "/restored-unknown")
-                .code(),
-            absl::StatusCode::kNotFound);
-  EXPECT_FALSE(fs::exists(tmp_.path() + "/restored-unknown"));
+  EXPECT_EQ(
+      RestoreBackup(Location(), 99, dir_.path() + "/restored-unknown").code(),
+      absl::StatusCode::kNotFound);
+  EXPECT_FALSE(fs::exists(dir_.path() + "/restored-unknown"));
 }
 
 TEST_F(ReferralBackupTest, VerifyNamesADamagedFileAndRestoreRefusesIt) {
@@ -321,7 +280,7 @@ TEST_F(ReferralBackupTest, VerifyNamesADamagedFileAndRestoreRefusesIt) {
   for (int i = 0; i < 50; ++i) Submit(*store, absl::StrCat("k", i));
   auto backup = CreateBackupNow(*store, backup_dir_);
   ASSERT_TRUE(backup.ok()) << backup.status();
-  ASSERT_TRUE(ReferralStore::VerifyBackup(Location(), backup->backup_id).ok());
+  ASSERT_TRUE(VerifyBackup(Location(), backup->backup_id).ok());
 
   // Flip one byte in the middle of the largest backed-up file.
   fs::path largest;
@@ -343,13 +302,13 @@ TEST_F(ReferralBackupTest, VerifyNamesADamagedFileAndRestoreRefusesIt) {
     file.put(static_cast<char>(byte ^ 0x5a));
   }
 
-  auto damaged = ReferralStore::VerifyBackup(Location(), backup->backup_id);
+  auto damaged = VerifyBackup(Location(), backup->backup_id);
   EXPECT_EQ(damaged.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(damaged.status().message(),
               HasSubstr(largest.filename().string()));
   // A restore checks every file as it copies it, and leaves nothing behind.
   const absl::Status restored =
-      ReferralStore::RestoreBackup(Location(), backup->backup_id, restore_dir_);
+      RestoreBackup(Location(), backup->backup_id, restore_dir_);
   EXPECT_EQ(restored.code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(restored.message(), HasSubstr(largest.filename().string()));
   EXPECT_FALSE(fs::exists(restore_dir_));
@@ -369,22 +328,18 @@ TEST_F(ReferralBackupTest, ADamagedBackupDescriptionIsReportedNotListed) {
   ASSERT_TRUE(fs::exists(meta));
   std::ofstream(meta, std::ios::trunc) << "not a backup description";
 
-  auto listed = ReferralStore::ListBackups(Location());
+  auto listed = ListBackups(Location());
   ASSERT_TRUE(listed.ok()) << listed.status();
   ASSERT_EQ(listed->size(), 1u);
   EXPECT_EQ((*listed)[0].backup_id, second->backup_id);
-  auto verified = ReferralStore::VerifyBackup(Location(), first->backup_id);
+  auto verified = VerifyBackup(Location(), first->backup_id);
   EXPECT_EQ(verified.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(verified.status().message(),
               HasSubstr(absl::StrCat("meta/", first->backup_id)));
-  EXPECT_EQ(
-      ReferralStore::RestoreBackup(Location(), first->backup_id, restore_dir_)
-          .code(),
-      absl::StatusCode::kDataLoss);
+  EXPECT_EQ(RestoreBackup(Location(), first->backup_id, restore_dir_).code(),
+            absl::StatusCode::kDataLoss);
   // The latest intact one still restores.
-  EXPECT_TRUE(
-      ReferralStore::RestoreBackup(Location(), std::nullopt, restore_dir_)
-          .ok());
+  EXPECT_TRUE(RestoreBackup(Location(), std::nullopt, restore_dir_).ok());
 }
 
 TEST_F(ReferralBackupTest, RestoreNeverWritesOverAnything) {
@@ -396,20 +351,18 @@ TEST_F(ReferralBackupTest, RestoreNeverWritesOverAnything) {
   fs::create_directories(restore_dir_);
   std::ofstream(restore_dir_ + "/something") << "keep me";
   const absl::Status refused =
-      ReferralStore::RestoreBackup(Location(), std::nullopt, restore_dir_);
+      RestoreBackup(Location(), std::nullopt, restore_dir_);
   EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition) << refused;
   EXPECT_EQ(ReadWholeFile(restore_dir_ + "/something"), "keep me");
   EXPECT_EQ(FilesUnder(restore_dir_).size(), 1u);
   // Nor over the live store itself.
-  EXPECT_EQ(
-      ReferralStore::RestoreBackup(Location(), std::nullopt, data_dir_).code(),
-      absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(RestoreBackup(Location(), std::nullopt, data_dir_).code(),
+            absl::StatusCode::kFailedPrecondition);
 
   // An existing empty directory is fine.
-  const std::string empty_dir = tmp_.path() + "/empty";
+  const std::string empty_dir = dir_.path() + "/empty";
   fs::create_directories(empty_dir);
-  ASSERT_TRUE(
-      ReferralStore::RestoreBackup(Location(), std::nullopt, empty_dir).ok());
+  ASSERT_TRUE(RestoreBackup(Location(), std::nullopt, empty_dir).ok());
   EXPECT_EQ(OpenStore(Options(empty_dir))->ReadyCount(kQueue), 1);
 }
 
@@ -432,7 +385,7 @@ TEST_F(ReferralBackupTest, OneBackupAtATime) {
   // Once it has finished, the next one runs.
   auto third = CreateBackupNow(*store, backup_dir_);
   ASSERT_TRUE(third.ok()) << third.status();
-  EXPECT_EQ(ReferralStore::ListBackups(Location())->size(), 2u);
+  EXPECT_EQ(ListBackups(Location())->size(), 2u);
 }
 
 TEST_F(ReferralBackupTest, ClosingTheStoreAnswersARunningBackup) {
@@ -452,8 +405,7 @@ TEST_F(ReferralBackupTest, ClosingTheStoreAnswersARunningBackup) {
   ASSERT_TRUE(answered.HasBeenNotified());
   // Either it finished first, or it was stopped and says so.
   if (result.ok()) {
-    EXPECT_TRUE(
-        ReferralStore::VerifyBackup(Location(), result->backup_id).ok());
+    EXPECT_TRUE(VerifyBackup(Location(), result->backup_id).ok());
   } else {
     EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable)
         << result.status();
@@ -495,30 +447,24 @@ TEST_F(ReferralBackupTest, EncryptedStoreBackupsStayEncryptedAndNeedTheKey) {
   EXPECT_TRUE(fs::exists(fs::path(backup_dir_) / "KEYCHECK"));
 
   // Listing, verifying and restoring need the store's key.
-  EXPECT_EQ(ReferralStore::ListBackups(Location()).status().code(),
+  EXPECT_EQ(ListBackups(Location()).status().code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(ReferralStore::ListBackups(Location(other_key_)).status().code(),
+  EXPECT_EQ(ListBackups(Location(other_key_)).status().code(),
             absl::StatusCode::kFailedPrecondition);
-  auto listed = ReferralStore::ListBackups(Location(key_));
+  auto listed = ListBackups(Location(key_));
   ASSERT_TRUE(listed.ok()) << listed.status();
   ASSERT_EQ(listed->size(), 1u);
-  EXPECT_TRUE(
-      ReferralStore::VerifyBackup(Location(key_), backup->backup_id).ok());
+  EXPECT_TRUE(VerifyBackup(Location(key_), backup->backup_id).ok());
+  EXPECT_EQ(VerifyBackup(Location(other_key_), 1).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(RestoreBackup(Location(), std::nullopt, restore_dir_).code(),
+            absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(
-      ReferralStore::VerifyBackup(Location(other_key_), 1).status().code(),
+      RestoreBackup(Location(other_key_), std::nullopt, restore_dir_).code(),
       absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(ReferralStore::RestoreBackup(Location(), std::nullopt, restore_dir_)
-                .code(),
-            absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(ReferralStore::RestoreBackup(Location(other_key_), std::nullopt,
-                                         restore_dir_)
-                .code(),
-            absl::StatusCode::kFailedPrecondition);
   EXPECT_FALSE(fs::exists(restore_dir_));
 
-  ASSERT_TRUE(
-      ReferralStore::RestoreBackup(Location(key_), std::nullopt, restore_dir_)
-          .ok());
+  ASSERT_TRUE(RestoreBackup(Location(key_), std::nullopt, restore_dir_).ok());
   EXPECT_TRUE(fs::exists(fs::path(restore_dir_) / "KEYCHECK"));
   for (const fs::path& file : FilesUnder(restore_dir_)) {
     EXPECT_EQ(ReadWholeFile(file).find(kDistinctive), std::string::npos)
@@ -536,12 +482,12 @@ TEST_F(ReferralBackupTest, EncryptedStoreBackupsStayEncryptedAndNeedTheKey) {
   ASSERT_TRUE(read.ok()) << read.status();
   EXPECT_EQ(read->SerializeAsString(), submitted.SerializeAsString());
   EXPECT_EQ(restored->ReadyCount(kQueue), 21);
-  auto audit = restored->VerifyAudit();
+  auto audit = VerifyAudit(*restored);
   ASSERT_TRUE(audit.ok());
   EXPECT_TRUE(audit->intact) << audit->problem;
 
   // A store without encryption cannot add plaintext backups here.
-  const std::string plain_dir = tmp_.path() + "/plain";
+  const std::string plain_dir = dir_.path() + "/plain";
   std::unique_ptr<ReferralStore> plain = OpenStore(Options(plain_dir));
   ASSERT_NE(plain, nullptr);
   Submit(*plain, "p", kDistinctive);
@@ -552,13 +498,13 @@ TEST_F(ReferralBackupTest, EncryptedStoreBackupsStayEncryptedAndNeedTheKey) {
         << file;
   }
   // Nor an encrypted store its encrypted ones among plaintext backups.
-  const std::string plain_backups = tmp_.path() + "/plain-backups";
+  const std::string plain_backups = dir_.path() + "/plain-backups";
   ASSERT_TRUE(CreateBackupNow(*plain, plain_backups).ok());
   EXPECT_EQ(CreateBackupNow(*store, plain_backups).status().code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(ReferralStore::ListBackups({plain_backups, key_}).status().code(),
+  EXPECT_EQ(ListBackups({plain_backups, key_}).status().code(),
             absl::StatusCode::kFailedPrecondition);
 }
 
 }  // namespace
-}  // namespace referral::storage
+}  // namespace referral::storage::testing

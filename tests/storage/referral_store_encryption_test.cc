@@ -16,15 +16,11 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "storage/referral_store.h"
-#include "store_test_util.h"
+#include "storage/store_test_util.h"
 
-namespace referral::storage {
+namespace referral::storage::testing {
 namespace {
 
-using ::referral::storage::testing::FakeClock;
-using ::referral::storage::testing::MakeSubmit;
-using ::referral::storage::testing::SubmitNow;
-using ::referral::storage::testing::TempDir;
 using ::testing::HasSubstr;
 
 // A fictitious name distinctive enough that finding it anywhere on disk can
@@ -32,38 +28,23 @@ using ::testing::HasSubstr;
 constexpr char kGivenName[] = "Zephyrine";
 constexpr char kFamilyName[] = "Quillfeather-Oddsock";
 
-void WriteKey(const std::string& path, char digit) {
-  std::ofstream(path) << std::string(64, digit) << "\n";
-  ASSERT_EQ(::chmod(path.c_str(), 0600), 0);
-}
-
-std::string ReadWholeFile(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-class EncryptedStoreTest : public ::testing::Test {
+class EncryptedStoreTest : public StoreTest {
  protected:
   EncryptedStoreTest()
-      : data_dir_(tmp_.path() + "/data"),
-        key_(tmp_.path() + "/keys/broker.key"),
-        other_key_(tmp_.path() + "/keys/other.key") {
-    std::filesystem::create_directories(tmp_.path() + "/keys");
-    WriteKey(key_, 'a');
-    WriteKey(other_key_, 'b');
+      : data_dir_(dir_.path() + "/data"),
+        key_(dir_.path() + "/keys/broker.key"),
+        other_key_(dir_.path() + "/keys/other.key") {
+    std::filesystem::create_directories(dir_.path() + "/keys");
+    WriteKeyFile(key_, 'a');
+    WriteKeyFile(other_key_, 'b');
   }
 
   StoreOptions Options(const std::string& key_file) {
-    StoreOptions options;
-    options.path = data_dir_;
+    StoreOptions options = OptionsFor(data_dir_);
     options.encryption_key_file = key_file;
-    options.lease_check_interval = absl::ZeroDuration();
-    options.clock = [this] { return clock_.Now(); };
     return options;
   }
 
-  TempDir tmp_;
-  FakeClock clock_;
   const std::string data_dir_;
   const std::string key_;
   const std::string other_key_;
@@ -78,7 +59,7 @@ TEST_F(EncryptedStoreTest, NoPlaintextOnDiskAndOnlyTheRightKeyOpens) {
     auto* child = submit.referral.mutable_children(0);
     child->set_given_name(kGivenName);
     child->set_family_name(kFamilyName);
-    auto submitted = SubmitNow(**store, std::move(submit));
+    auto submitted = CommitNow(**store, std::move(submit));
     ASSERT_TRUE(submitted.ok()) << submitted.status();
     referral_id = submitted->record.referral_id();
   }
@@ -132,17 +113,17 @@ TEST_F(EncryptedStoreTest, NoPlaintextOnDiskAndOnlyTheRightKeyOpens) {
 TEST_F(EncryptedStoreTest, RefusesAKeyFileInsideTheDataDirectory) {
   std::filesystem::create_directories(data_dir_);
   const std::string inside = data_dir_ + "/broker.key";
-  WriteKey(inside, 'c');
+  WriteKeyFile(inside, 'c');
   auto store = ReferralStore::Open(Options(inside));
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
 TEST_F(EncryptedStoreTest, MissingKeyFileFailsOpen) {
-  auto store = ReferralStore::Open(Options(tmp_.path() + "/keys/absent.key"));
+  auto store = ReferralStore::Open(Options(dir_.path() + "/keys/absent.key"));
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), absl::StatusCode::kNotFound);
 }
 
 }  // namespace
-}  // namespace referral::storage
+}  // namespace referral::storage::testing

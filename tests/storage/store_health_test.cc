@@ -25,21 +25,15 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "key_codec.h"
-#include "referral_store_internal.h"
+#include "storage/audit_trail.h"
 #include "storage/referral_store.h"
 #include "storage/store_test_util.h"
 
-namespace referral::storage {
+namespace referral::storage::testing {
 namespace {
 
 using ::testing::HasSubstr;
-
-using testing::FakeClock;
-using testing::MakeSubmit;
-using testing::SubmitNow;
-using testing::TempDir;
-
-constexpr char kQueue[] = "front-door";
+using Failure = FaultInjectionFileSystem::Failure;
 
 // Records every call of on_write_health_changed.
 class HealthLog {
@@ -56,31 +50,28 @@ class HealthLog {
   }
   // Waits (bounded) until the last change reported is OK.
   bool AwaitHealthy(absl::Duration timeout) const {
-    absl::MutexLock lock(&mu_);
-    return mu_.AwaitWithTimeout(
-        absl::Condition(
-            +[](const std::vector<absl::Status>* changes) {
-              return !changes->empty() && changes->back().ok();
-            },
-            &changes_),
-        timeout);
+    return AwaitLast([](const absl::Status& s) { return s.ok(); }, timeout);
   }
   // Waits (bounded) until the last change reported says the store must be
   // reopened.
   bool AwaitRestartNeeded(absl::Duration timeout) const {
-    absl::MutexLock lock(&mu_);
-    return mu_.AwaitWithTimeout(
-        absl::Condition(
-            +[](const std::vector<absl::Status>* changes) {
-              return !changes->empty() &&
-                     absl::StrContains(changes->back().message(),
-                                       "restart the broker");
-            },
-            &changes_),
+    return AwaitLast(
+        [](const absl::Status& s) {
+          return absl::StrContains(s.message(), "restart the broker");
+        },
         timeout);
   }
 
  private:
+  bool AwaitLast(bool (*wanted)(const absl::Status&),
+                 absl::Duration timeout) const {
+    absl::MutexLock lock(&mu_);
+    auto reached = [this, wanted]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      return !changes_.empty() && wanted(changes_.back());
+    };
+    return mu_.AwaitWithTimeout(absl::Condition(&reached), timeout);
+  }
+
   mutable absl::Mutex mu_;
   std::vector<absl::Status> changes_ ABSL_GUARDED_BY(mu_);
 };
@@ -90,51 +81,46 @@ bool IsWriteFailure(const absl::Status& status) {
          status.code() == absl::StatusCode::kUnavailable;
 }
 
-class StoreHealthTest : public ::testing::Test {
+class StoreHealthTest : public StoreTest {
  protected:
+  StoreOptions Options() override { return Options(dir_.path()); }
   StoreOptions Options(const std::string& path) {
-    StoreOptions options;
-    options.path = path;
-    options.clock = [this] { return clock_.Now(); };
-    options.lease_check_interval = absl::ZeroDuration();
+    StoreOptions options = OptionsFor(path);
     options.on_write_health_changed = health_.Callback();
     return options;
   }
 
-  void Open(StoreOptions options) {
-    store_.reset();
-    auto store = ReferralStore::Open(std::move(options));
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
-  }
-
+  using StoreTest::Submit;
   StoredReferral Submit(const std::string& key,
-                        const std::string& description = "Concern.") {
-    SubmitCommand command = MakeSubmit(key, clock_.Now(), kQueue);
+                        const std::string& description) {
+    SubmitCommand command = MakeSubmit(key, clock_.Now());
     command.referral.set_description(description);
-    auto result = SubmitNow(*store_, std::move(command));
-    EXPECT_TRUE(result.ok()) << result.status();
-    return result.ok() ? result->record : StoredReferral();
+    return Submit(std::move(command));
   }
 
-  TempDir dir_;
-  FakeClock clock_;
-  HealthLog health_;  // outlives the store, which reports into it
-  std::unique_ptr<ReferralStore> store_;
+  absl::Status SubmitStatus(const std::string& key) {
+    return CommitNow(*store_, MakeSubmit(key, clock_.Now())).status();
+  }
+
+  DiskUsage Disk() {
+    return store_->GetCounts({.now = clock_.Now(), .disk = true}).disk;
+  }
+
+  HealthLog health_;  // the store is closed (TearDown) before it goes
 };
 
 // --- Statistics. -------------------------------------------------------------
 
 TEST_F(StoreHealthTest, StatisticsMeasureTheDataDirectoryOnDisk) {
-  Open(Options(dir_.path()));
-  const StoreStatistics empty = store_->GetStoreStatistics();
+  Open();
+  const DiskUsage empty = Disk();
   EXPECT_GT(empty.disk_bytes, 0);  // a new store already has its files
   EXPECT_GE(empty.pending_compaction_bytes, 0);
 
   // 40 referrals of 25 kB each: at least 1 MB more in the synced log.
   const std::string description(25'000, 'x');
   for (int i = 0; i < 40; ++i) Submit(absl::StrCat("k", i), description);
-  const StoreStatistics written = store_->GetStoreStatistics();
+  const DiskUsage written = Disk();
   EXPECT_GE(written.disk_bytes - empty.disk_bytes, 1'000'000);
   EXPECT_GE(written.pending_compaction_bytes, 0);
 
@@ -148,14 +134,13 @@ TEST_F(StoreHealthTest, StatisticsMeasureTheDataDirectoryOnDisk) {
     std::fwrite(bytes.data(), 1, bytes.size(), file);
     std::fclose(file);
   }
-  EXPECT_GE(store_->GetStoreStatistics().disk_bytes - written.disk_bytes,
-            100'000);
+  EXPECT_GE(Disk().disk_bytes - written.disk_bytes, 100'000);
 }
 
 // --- Write health. -----------------------------------------------------------
 
 TEST_F(StoreHealthTest, HealthyStoreNeverCallsTheHealthCallback) {
-  Open(Options(dir_.path()));
+  Open();
   EXPECT_TRUE(store_->WriteHealth().ok());
   Submit("a");
   Submit("b");
@@ -164,12 +149,12 @@ TEST_F(StoreHealthTest, HealthyStoreNeverCallsTheHealthCallback) {
 }
 
 TEST_F(StoreHealthTest, AFailedCommitMakesTheStoreUnhealthyUntilOneSucceeds) {
-  Open(Options(dir_.path()));
+  Open();
   const StoredReferral first = Submit("a");
 
-  internal::FailNextWrite(*store_, internal::WriteFailure::kNoSpace);
-  auto failed = SubmitNow(*store_, MakeSubmit("b", clock_.Now(), kQueue));
-  EXPECT_EQ(failed.status().code(), absl::StatusCode::kResourceExhausted);
+  // The write-ahead log's disk is full.
+  faults_->FailNextLogAppend(Failure::kNoSpace);
+  EXPECT_EQ(SubmitStatus("b").code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(store_->WriteHealth().code(), absl::StatusCode::kResourceExhausted);
   ASSERT_EQ(health_.Changes().size(), 1u);
   EXPECT_EQ(health_.Changes()[0].code(), absl::StatusCode::kResourceExhausted);
@@ -181,11 +166,9 @@ TEST_F(StoreHealthTest, AFailedCommitMakesTheStoreUnhealthyUntilOneSucceeds) {
   ASSERT_EQ(health_.Changes().size(), 2u);
   EXPECT_TRUE(health_.Changes()[1].ok());
 
-  // Any other failure is UNAVAILABLE.
-  internal::FailNextWrite(*store_, internal::WriteFailure::kIoError);
-  EXPECT_EQ(
-      SubmitNow(*store_, MakeSubmit("c", clock_.Now(), kQueue)).status().code(),
-      absl::StatusCode::kUnavailable);
+  // Any other failure is UNAVAILABLE (here one RocksDB can resume past).
+  faults_->FailNextLogAppend(Failure::kIoError);
+  EXPECT_EQ(SubmitStatus("c").code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(store_->WriteHealth().code(), absl::StatusCode::kUnavailable);
   Submit("c");
   EXPECT_TRUE(store_->WriteHealth().ok());
@@ -198,8 +181,8 @@ TEST_F(StoreHealthTest, AnIdleStoreRecoversOnTheReapersTick) {
   StoreOptions options = Options(dir_.path());
   options.lease_check_interval = absl::Milliseconds(20);
   Open(std::move(options));
-  internal::FailNextWrite(*store_, internal::WriteFailure::kIoError);
-  EXPECT_FALSE(SubmitNow(*store_, MakeSubmit("a", clock_.Now(), kQueue)).ok());
+  faults_->FailNextLogAppend(Failure::kIoError);
+  EXPECT_FALSE(SubmitStatus("a").ok());
   // Not WriteHealth() here: the reaper's first attempt may already have
   // restored it (it ticks every 20 ms). The callback saw both changes.
   // Nothing else is submitted: the reaper alone notices writing works.
@@ -213,25 +196,27 @@ TEST_F(StoreHealthTest,
        AResumeThatNeverFinishesAsksForARestartAndLosesNothing) {
   StoreOptions options = Options(dir_.path());
   options.lease_check_interval = absl::Milliseconds(20);
+  // RocksDB 7.8 can wait forever in Resume for a flush (see ResumeWithin):
+  // here the flush Resume starts meets a disk that stops answering, longer
+  // than the store gives Resume. The store then says it must be reopened.
+  options.resume_limit = absl::Milliseconds(200);
   Open(options);
   const StoredReferral before = Submit("a");
-  // RocksDB 7.8 can wait forever in Resume (see ResumeWithin); the store
-  // gives it a bounded time, then says it must be reopened.
-  internal::HangNextResume(*store_, absl::Milliseconds(200));
-  internal::FailNextWrite(*store_, internal::WriteFailure::kNoSpace);
-  EXPECT_FALSE(SubmitNow(*store_, MakeSubmit("b", clock_.Now(), kQueue)).ok());
+  faults_->StallNextTableFile(absl::Seconds(5));
+  faults_->FailNextLogAppend(Failure::kNoSpace);
+  EXPECT_FALSE(SubmitStatus("b").ok());
   ASSERT_TRUE(health_.AwaitRestartNeeded(absl::Seconds(30)))
       << store_->WriteHealth();
   EXPECT_THAT(std::string(store_->WriteHealth().message()),
               HasSubstr("writes cannot resume in place: restart the broker"));
   // It stays so: nothing is written until the store is reopened.
-  auto refused = SubmitNow(*store_, MakeSubmit("c", clock_.Now(), kQueue));
+  const absl::Status refused = SubmitStatus("c");
   EXPECT_FALSE(refused.ok());
-  EXPECT_THAT(std::string(refused.status().message()),
-              HasSubstr("restart the broker"));
+  EXPECT_THAT(std::string(refused.message()), HasSubstr("restart the broker"));
 
-  // Closing releases the resume that never finished; reopening recovers.
-  store_.reset();
+  // Closing cancels the resume that never finished (RocksDB then waits for
+  // the stalled flush before it closes); reopening recovers.
+  Close();
   Open(options);
   EXPECT_TRUE(store_->WriteHealth().ok());
   EXPECT_TRUE(store_->GetReferral(before.referral_id()).ok());
@@ -297,8 +282,7 @@ TEST_F(FullDiskTest, RecoversOnItsOwnOnceSpaceIsFreedAndLosesNothing) {
 
 TEST_F(FullDiskTest, AnEncryptedStoreRecoversAlike) {
   const std::string key = dir_.path() + "/store.key";  // off the small disk
-  { std::ofstream(key) << std::string(64, 'c') << "\n"; }
-  ASSERT_EQ(::chmod(key.c_str(), 0600), 0);
+  WriteKeyFile(key, 'c');
   FillAndFreeTheDisk(key);
 }
 
@@ -319,9 +303,9 @@ void FullDiskTest::FillAndFreeTheDisk(const std::string& key_file) {
   ASSERT_GT(FillUp(filler), 0);
   // Larger than any page the log may still have free.
   const std::string large(512 * 1024, 'x');
-  SubmitCommand refused = MakeSubmit("refused", clock_.Now(), kQueue);
+  SubmitCommand refused = MakeSubmit("refused", clock_.Now());
   refused.referral.set_description(large);
-  auto failed = SubmitNow(*store_, refused);
+  auto failed = CommitNow(*store_, refused);
   ASSERT_FALSE(failed.ok());
   EXPECT_TRUE(IsWriteFailure(failed.status())) << failed.status();
   EXPECT_TRUE(IsWriteFailure(store_->WriteHealth())) << store_->WriteHealth();
@@ -330,9 +314,7 @@ void FullDiskTest::FillAndFreeTheDisk(const std::string& key_file) {
   EXPECT_FALSE(health_.Changes().back().ok());
   // While the disk is full every write is refused, and nothing of the
   // refused referral can be read.
-  EXPECT_FALSE(
-      SubmitNow(*store_, MakeSubmit("also-refused", clock_.Now(), kQueue))
-          .ok());
+  EXPECT_FALSE(SubmitStatus("also-refused").ok());
   const std::string would_be_id =
       keys::FormatReferralId(2026, acknowledged.back().seq() + 1);
   EXPECT_EQ(store_->GetReferral(would_be_id).status().code(),
@@ -347,7 +329,7 @@ void FullDiskTest::FillAndFreeTheDisk(const std::string& key_file) {
 
   // The refused referral was never stored: its key is free, and it takes
   // the reference it would have had.
-  auto retried = SubmitNow(*store_, refused);
+  auto retried = CommitNow(*store_, refused);
   ASSERT_TRUE(retried.ok()) << retried.status();
   EXPECT_FALSE(retried->duplicate);
   EXPECT_EQ(retried->record.referral_id(), would_be_id);
@@ -364,16 +346,15 @@ void FullDiskTest::FillAndFreeTheDisk(const std::string& key_file) {
   };
   all_readable();
   // And all of it is durable: the log written after the recovery replays.
-  store_.reset();
   StoreOptions reopen = Options(data);
   reopen.encryption_key_file = key_file;
   Open(reopen);
   ASSERT_NE(store_, nullptr);
   all_readable();
-  auto audit = store_->VerifyAudit();
+  auto audit = VerifyAudit(*store_);
   ASSERT_TRUE(audit.ok()) << audit.status();
   EXPECT_TRUE(audit->intact) << audit->problem;
 }
 
 }  // namespace
-}  // namespace referral::storage
+}  // namespace referral::storage::testing

@@ -85,15 +85,22 @@ class StoreGauges final : public prometheus::Collectable {
 
   std::vector<MetricFamily> Collect() const override {
     const absl::Time now = sources_.clock();
+    const storage::StoreCounts counts = sources_.store->GetCounts(
+        {.now = now,
+         .queues = true,
+         .outcomes = true,
+         .acknowledge_within = sources_.outcome_ack_overdue,
+         .disk = true});
     std::vector<MetricFamily> families;
-    AddQueueFamilies(now, families);
-    AddFeedbackFamilies(now, families);
-    AddStoreFamilies(families);
+    AddQueueFamilies(now, counts.queues, families);
+    AddFeedbackFamilies(now, counts.outcomes, families);
+    AddStoreFamilies(counts.disk, families);
     return families;
   }
 
  private:
   void AddQueueFamilies(absl::Time now,
+                        const std::vector<storage::QueueCounts>& queues,
                         std::vector<MetricFamily>& families) const {
     MetricFamily ready = GaugeFamily("referral_queue_ready_referrals",
                                      "Referrals waiting to be claimed.");
@@ -117,8 +124,7 @@ class StoreGauges final : public prometheus::Collectable {
     MetricFamily due_soon =
         GaugeFamily("referral_queue_due_within_hour_referrals",
                     "Waiting or claimed referrals due within the next hour.");
-    for (const storage::QueueCounts& queue :
-         sources_.store->GetQueueCounts(now)) {
+    for (const storage::QueueCounts& queue : queues) {
       const std::vector<ClientMetric::Label> labels = {{"queue", queue.queue}};
       ready.metric.push_back(GaugeSample(labels, queue.ready));
       claimed.metric.push_back(GaugeSample(labels, queue.claimed));
@@ -141,6 +147,7 @@ class StoreGauges final : public prometheus::Collectable {
   }
 
   void AddFeedbackFamilies(absl::Time now,
+                           const std::vector<storage::OutcomeBacklog>& backlog,
                            std::vector<MetricFamily>& families) const {
     MetricFamily unacknowledged =
         GaugeFamily("referral_outcomes_unacknowledged_referrals",
@@ -155,8 +162,7 @@ class StoreGauges final : public prometheus::Collectable {
         GaugeFamily("referral_outcomes_oldest_unacknowledged_age_seconds",
                     "Time since the oldest unacknowledged outcome was "
                     "decided.");
-    for (const storage::OutcomeBacklog& agency :
-         sources_.store->GetOutcomeBacklog(now, sources_.outcome_ack_overdue)) {
+    for (const storage::OutcomeBacklog& agency : backlog) {
       const std::vector<ClientMetric::Label> labels = {
           {"agency", agency.agency_id}};
       unacknowledged.metric.push_back(
@@ -170,9 +176,8 @@ class StoreGauges final : public prometheus::Collectable {
     families.push_back(std::move(oldest));
   }
 
-  void AddStoreFamilies(std::vector<MetricFamily>& families) const {
-    const storage::StoreStatistics statistics =
-        sources_.store->GetStoreStatistics();
+  void AddStoreFamilies(const storage::DiskUsage& statistics,
+                        std::vector<MetricFamily>& families) const {
     MetricFamily disk =
         GaugeFamily("referral_store_disk_bytes",
                     "Bytes of every file in the data directory.");

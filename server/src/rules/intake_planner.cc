@@ -3,12 +3,34 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_format.h"
 #include "base/status_macros.h"
 #include "rules/child_matching.h"
 #include "rules/identifiers.h"
 #include "rules/referral_validator.h"
 
 namespace referral::server {
+
+storage::ConcernAssessment AssessRepeatedConcern(
+    const IntakePolicy& policy, const storage::EarlierReferralCounts& counts,
+    v1::PriorityBand band) {
+  storage::ConcernAssessment assessed{
+      .repeated_concern = false, .band = band, .raised_detail = ""};
+  if (policy.repeated_concern_threshold <= 0 ||
+      counts.most_for_one_child < policy.repeated_concern_threshold) {
+    return assessed;
+  }
+  assessed.repeated_concern = true;
+  if (band == v1::PRIORITY_BAND_STANDARD) {
+    assessed.band = v1::PRIORITY_BAND_RAISED;
+    // Counts only: never anything about the child.
+    assessed.raised_detail = absl::StrFormat(
+        "repeated concern: %d%s earlier referrals in %d days",
+        counts.most_for_one_child, counts.capped ? " or more" : "",
+        absl::ToInt64Hours(policy.repeated_concern_window) / 24);
+  }
+  return assessed;
+}
 
 absl::StatusOr<storage::SubmitCommand> PlanSubmission(
     const v1::SubmitReferralRequest& request, const std::string& agency_id,
@@ -57,8 +79,12 @@ absl::StatusOr<storage::SubmitCommand> PlanSubmission(
         .nhs_number = IsValidNhsNumber(nhs) ? nhs : "",
     });
   }
-  command.repeated_concern.window = policy.repeated_concern_window;
-  command.repeated_concern.threshold = policy.repeated_concern_threshold;
+  command.concern_rule = storage::ConcernRule{
+      .lookback = policy.repeated_concern_window,
+      .assess = [policy](const storage::EarlierReferralCounts& counts,
+                         v1::PriorityBand band) {
+        return AssessRepeatedConcern(policy, counts, band);
+      }};
   return command;
 }
 

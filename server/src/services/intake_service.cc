@@ -123,7 +123,7 @@ grpc::ServerUnaryReactor* IntakeService::SubmitReferral(
   if (!command.ok()) return Reply(call, command.status());
 
   grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
-  context_.store->Submit(
+  context_.store->Commit(
       *std::move(command),
       FinishWhenCommitted<storage::SubmitResult>(
           reactor, [response](const storage::SubmitResult& result) {
@@ -172,7 +172,7 @@ grpc::ServerUnaryReactor* IntakeService::SubmitReferrals(
   auto results = std::make_shared<BatchResults>(
       reactor, response, static_cast<int>(accepted.size()));
   for (auto& [index, command] : accepted) {
-    context_.store->Submit(
+    context_.store->Commit(
         std::move(command),
         [results, index = index](absl::StatusOr<storage::SubmitResult> r) {
           results->Record(index, std::move(r));
@@ -222,8 +222,9 @@ grpc::ServerUnaryReactor* IntakeService::ListOutcomes(
   }
   absl::Status valid = CheckAgency(agency);
   if (!valid.ok()) return Reply(call, valid);
-  absl::StatusOr<storage::ReferralPage> page = context_.store->ListOutcomes(
-      agency, PageSize(request->page_size(), 100, 1000), request->page_token());
+  absl::StatusOr<storage::ReferralPage> page = context_.store->List(
+      storage::Listing::kOutcomes, agency,
+      PageSize(request->page_size(), 100, 1000), request->page_token());
   if (!page.ok()) return Reply(call, page.status());
   for (const storage::StoredReferral& record : page->referrals) {
     *response->add_outcomes() = ToOutcome(record);
@@ -253,7 +254,7 @@ grpc::ServerUnaryReactor* IntakeService::AcknowledgeOutcome(
   };
   command.audit = AuditOf(*caller);
   grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
-  context_.store->AcknowledgeOutcome(
+  context_.store->Commit(
       std::move(command),
       FinishWhenCommitted<storage::AcknowledgeResult>(
           reactor, [response](const storage::AcknowledgeResult& result) {

@@ -12,6 +12,8 @@
 #include "services/referral_views.h"
 #include "services/request_checks.h"
 #include "services/service_replies.h"
+#include "storage/audit_trail.h"
+#include "storage/backups.h"
 
 namespace referral::server {
 
@@ -29,7 +31,12 @@ grpc::ServerUnaryReactor* OperationsService::GetQueueStats(
        context_.rules->Current()->routing->queue_names()) {
     by_queue[queue].queue = queue;
   }
-  for (storage::QueueCounts& counts : context_.store->GetQueueCounts(now)) {
+  storage::StoreCounts counted = context_.store->GetCounts(
+      {.now = now,
+       .queues = true,
+       .outcomes = true,
+       .acknowledge_within = context_.outcome_ack_overdue});
+  for (storage::QueueCounts& counts : counted.queues) {
     std::string name = counts.queue;
     by_queue[name] = std::move(counts);
   }
@@ -65,8 +72,7 @@ grpc::ServerUnaryReactor* OperationsService::GetQueueStats(
   }
   // Referrer feedback: agencies with outcomes still to acknowledge. The
   // store lists them by agency id.
-  for (const storage::OutcomeBacklog& backlog :
-       context_.store->GetOutcomeBacklog(now, context_.outcome_ack_overdue)) {
+  for (const storage::OutcomeBacklog& backlog : counted.outcomes) {
     v1::AgencyFeedback* feedback = response->add_feedback();
     feedback->set_agency(backlog.agency_id);
     feedback->set_unacknowledged_count(backlog.unacknowledged);
@@ -89,9 +95,10 @@ grpc::ServerUnaryReactor* OperationsService::ListDeadLetters(
   if (!caller.ok()) return Reply(call, caller.status());
   absl::Status valid = CheckQueueField(request->queue());
   if (!valid.ok()) return Reply(call, valid);
-  absl::StatusOr<storage::ReferralPage> page = context_.store->ListDeadLetters(
-      request->queue(), PageSize(request->page().page_size(), 50, 500),
-      request->page().page_token());
+  absl::StatusOr<storage::ReferralPage> page =
+      context_.store->List(storage::Listing::kDeadLetters, request->queue(),
+                           PageSize(request->page().page_size(), 50, 500),
+                           request->page().page_token());
   if (!page.ok()) return Reply(call, page.status());
   for (const storage::StoredReferral& record : page->referrals) {
     *response->add_dead_letters() = ToDeadLetter(record);
@@ -115,12 +122,12 @@ grpc::ServerUnaryReactor* OperationsService::RequeueDeadLetter(
   };
   command.audit = AuditOf(*caller);
   grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
-  context_.store->RequeueDeadLetter(
-      std::move(command), FinishWhenCommitted<std::string>(
-                              reactor, [response](const std::string& queue) {
-                                response->set_queue(queue);
-                                response->set_state(v1::REFERRAL_STATE_QUEUED);
-                              }));
+  context_.store->Commit(std::move(command),
+                         FinishWhenCommitted<std::string>(
+                             reactor, [response](const std::string& queue) {
+                               response->set_queue(queue);
+                               response->set_state(v1::REFERRAL_STATE_QUEUED);
+                             }));
   return reactor;
 }
 
@@ -139,8 +146,8 @@ grpc::ServerUnaryReactor* OperationsService::ExportAudit(
   const absl::Time to =
       request->has_to() ? FromTimestamp(request->to()) : context_.clock();
   absl::StatusOr<std::vector<storage::AuditRecord>> records =
-      context_.store->ExportAudit(
-          from, to, request->limit() == 0 ? 1000 : request->limit());
+      storage::ExportAudit(*context_.store, from, to,
+                           request->limit() == 0 ? 1000 : request->limit());
   if (!records.ok()) return Reply(call, records.status());
   for (const storage::AuditRecord& record : *records) {
     v1::AuditEntry* entry = response->add_records();
@@ -166,7 +173,7 @@ grpc::ServerUnaryReactor* OperationsService::VerifyAudit(
       context_.authorizer->Authorize(*call, BrokerMethod::kVerifyAudit);
   if (!caller.ok()) return Reply(call, caller.status());
   absl::StatusOr<storage::AuditVerification> verified =
-      context_.store->VerifyAudit();
+      storage::VerifyAudit(*context_.store);
   if (!verified.ok()) return Reply(call, verified.status());
   response->set_records_checked(verified->records_checked);
   response->set_intact(verified->intact);
@@ -240,7 +247,7 @@ grpc::ServerUnaryReactor* OperationsService::ListBackups(
   context_.background->Run(
       [reactor, response, location = BackupLocationOf(context_)] {
         absl::StatusOr<std::vector<storage::BackupInfo>> backups =
-            storage::ReferralStore::ListBackups(location);
+            storage::ListBackups(location);
         if (backups.ok()) {
           for (const storage::BackupInfo& info : *backups) {
             *response->add_backups() = ToBackupProto(info);
@@ -267,7 +274,7 @@ grpc::ServerUnaryReactor* OperationsService::VerifyBackup(
   context_.background->Run([reactor, response, id = request->backup_id(),
                             location = BackupLocationOf(context_)] {
     absl::StatusOr<storage::BackupInfo> verified =
-        storage::ReferralStore::VerifyBackup(location, id);
+        storage::VerifyBackup(location, id);
     if (verified.ok()) *response->mutable_backup() = ToBackupProto(*verified);
     reactor->Finish(ToGrpcStatus(verified.status()));
   });

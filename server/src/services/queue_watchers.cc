@@ -1,9 +1,43 @@
 #include "services/queue_watchers.h"
 
 #include <deque>
+#include <iterator>
 #include <utility>
 
+#include "base/timestamps.h"
+
 namespace referral::server {
+
+namespace {
+
+// The API's kind of each storage::CommittedChange::Kind, in that order.
+constexpr v1::QueueEvent::Kind kEventKinds[] = {
+    v1::QueueEvent::KIND_ARRIVED,       v1::QueueEvent::KIND_CLAIMED,
+    v1::QueueEvent::KIND_EXTENDED,      v1::QueueEvent::KIND_RELEASED,
+    v1::QueueEvent::KIND_LEASE_EXPIRED, v1::QueueEvent::KIND_DECIDED,
+    v1::QueueEvent::KIND_DEAD_LETTERED, v1::QueueEvent::KIND_REQUEUED,
+};
+static_assert(std::size(kEventKinds) ==
+              static_cast<size_t>(storage::CommittedChange::Kind::kRequeued) +
+                  1);
+
+}  // namespace
+
+v1::QueueEvent ToQueueEvent(const storage::CommittedChange& change) {
+  v1::QueueEvent event;
+  event.set_kind(kEventKinds[static_cast<size_t>(change.kind)]);
+  event.set_queue(change.queue);
+  event.set_referral_id(change.referral_id);
+  *event.mutable_at() = ToTimestamp(change.at);
+  event.set_priority_band(change.band);
+  *event.mutable_due_at() = ToTimestamp(change.due_at);
+  event.set_worker(change.worker);
+  event.set_agency_type(change.agency_type);
+  event.set_decision(change.decision);
+  event.set_delivery_attempt(change.delivery_attempt);
+  event.set_notice_only(change.notice_only);
+  return event;
+}
 
 // One WatchQueue call. Lock order: QueueWatchers::mutex_ before mutex_.
 class QueueWatch : public grpc::ServerWriteReactor<v1::QueueEvent> {

@@ -1,7 +1,8 @@
 // Live queue events for WatchQueue streams. The store reports each group
-// commit's events; every open stream on that queue receives them in commit
-// order. A stream whose client stops reading keeps a bounded backlog and is
-// ended with RESOURCE_EXHAUSTED once it falls too far behind, so a slow or
+// commit's changes (storage::CommittedChange), which ToQueueEvent turns into
+// the API's QueueEvent; every open stream on that queue receives them in
+// commit order. A stream whose client stops reading keeps a bounded backlog and
+// is ended with RESOURCE_EXHAUSTED once it falls too far behind, so a slow or
 // hostile watcher can never make the broker's memory grow.
 #ifndef REFERRAL_SERVER_QUEUE_WATCHERS_H_
 #define REFERRAL_SERVER_QUEUE_WATCHERS_H_
@@ -16,8 +17,13 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "referral/v1/broker.pb.h"
+#include "storage/store_options.h"
 
 namespace referral::server {
+
+// The API's view of a change the store committed (the one mapping from
+// storage's record to referral.v1.QueueEvent).
+v1::QueueEvent ToQueueEvent(const storage::CommittedChange& change);
 
 class QueueWatch;
 

@@ -48,18 +48,19 @@ inline grpc::ServerUnaryReactor* ReplyAudited(grpc::CallbackServerContext* call,
                                               std::string action,
                                               std::string referral_id,
                                               const absl::Status& status) {
-  storage::AccessRecord access;
-  access.principal = caller.audit_principal;
-  access.on_behalf_of = caller.on_behalf_of;
-  access.action = std::move(action);
-  access.referral_id = std::move(referral_id);
-  access.result = status.ok() ? "OK" : absl::StatusCodeToString(status.code());
   grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
-  store->RecordAccess(std::move(access),
-                      [reactor, status](absl::StatusOr<absl::Time> recorded) {
-                        reactor->Finish(ToGrpcStatus(
-                            recorded.ok() ? status : recorded.status()));
-                      });
+  store->Commit(
+      storage::RecordAccessCommand{
+          .principal = caller.audit_principal,
+          .on_behalf_of = caller.on_behalf_of,
+          .action = std::move(action),
+          .referral_id = std::move(referral_id),
+          .result =
+              status.ok() ? "OK" : absl::StatusCodeToString(status.code())},
+      [reactor, status](absl::StatusOr<absl::Time> recorded) {
+        reactor->Finish(
+            ToGrpcStatus(recorded.ok() ? status : recorded.status()));
+      });
   return reactor;
 }
 

@@ -22,7 +22,7 @@ bool QueueExists(const ServiceContext& context, const std::string& queue) {
     return true;
   }
   // Asked of memory: the full counts read the indexes.
-  return context.store->KnowsQueue(queue);
+  return context.store->ReadyCount(queue).has_value();
 }
 
 absl::Status CheckQueueExists(const ServiceContext& context,
@@ -92,16 +92,18 @@ grpc::ServerUnaryReactor* TriageService::ListQueue(
   absl::Status valid = CheckListQueue(*request);
   if (valid.ok()) valid = CheckQueueAccess(context_, *caller, request->queue());
   if (!valid.ok()) return Reply(call, valid);
-  absl::StatusOr<storage::ReferralPage> page = context_.store->ListQueue(
-      request->queue(), PageSize(request->page().page_size(), 50, 500),
-      request->page().page_token());
+  absl::StatusOr<storage::ReferralPage> page =
+      context_.store->List(storage::Listing::kQueue, request->queue(),
+                           PageSize(request->page().page_size(), 50, 500),
+                           request->page().page_token());
   if (!page.ok()) return Reply(call, page.status());
   const absl::Time now = context_.clock();
   for (const storage::StoredReferral& record : page->referrals) {
     *response->add_entries() = ToQueueEntry(record, now);
   }
   response->set_next_page_token(page->next_page_token);
-  response->set_ready_count(context_.store->ReadyCount(request->queue()));
+  response->set_ready_count(
+      context_.store->ReadyCount(request->queue()).value_or(0));
   return ReplyAudited(call, context_.store, *caller, "list_queue", "",
                       absl::OkStatus());
 }
@@ -128,7 +130,7 @@ grpc::ServerUnaryReactor* TriageService::ClaimReferrals(
   command.audit = AuditOf(*caller);
   grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
   const ServiceContext* context = &context_;
-  context_.store->Claim(
+  context_.store->Commit(
       std::move(command),
       FinishWhenCommitted<std::vector<storage::StoredReferral>>(
           reactor, [context, response](
@@ -159,7 +161,7 @@ grpc::ServerUnaryReactor* TriageService::ExtendClaim(
   };
   command.audit = AuditOf(*caller);
   grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
-  context_.store->Extend(std::move(command),
+  context_.store->Commit(std::move(command),
                          FinishWhenCommitted<absl::Time>(
                              reactor, [response](absl::Time expires_at) {
                                *response->mutable_lease_expires_at() =
@@ -185,11 +187,11 @@ grpc::ServerUnaryReactor* TriageService::ReleaseReferral(
   };
   command.audit = AuditOf(*caller);
   grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
-  context_.store->Release(std::move(command),
-                          FinishWhenCommitted<v1::ReferralState>(
-                              reactor, [response](v1::ReferralState state) {
-                                response->set_state(state);
-                              }));
+  context_.store->Commit(std::move(command),
+                         FinishWhenCommitted<v1::ReferralState>(
+                             reactor, [response](v1::ReferralState state) {
+                               response->set_state(state);
+                             }));
   return reactor;
 }
 
@@ -211,7 +213,7 @@ grpc::ServerUnaryReactor* TriageService::RecordDecision(
   };
   command.audit = AuditOf(*caller);
   grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
-  context_.store->Decide(
+  context_.store->Commit(
       std::move(command),
       FinishWhenCommitted<absl::Time>(reactor, [response](absl::Time at) {
         *response->mutable_decided_at() = ToTimestamp(at);
@@ -229,9 +231,10 @@ grpc::ServerUnaryReactor* TriageService::ListNotices(
   absl::Status valid = CheckListNotices(*request);
   if (valid.ok()) valid = CheckQueueAccess(context_, *caller, request->queue());
   if (!valid.ok()) return Reply(call, valid);
-  absl::StatusOr<storage::ReferralPage> page = context_.store->ListNotices(
-      request->queue(), PageSize(request->page().page_size(), 50, 500),
-      request->page().page_token());
+  absl::StatusOr<storage::ReferralPage> page =
+      context_.store->List(storage::Listing::kNotices, request->queue(),
+                           PageSize(request->page().page_size(), 50, 500),
+                           request->page().page_token());
   if (!page.ok()) return Reply(call, page.status());
   const absl::Time now = context_.clock();
   for (const storage::StoredReferral& record : page->referrals) {
@@ -252,13 +255,13 @@ grpc::ServerWriteReactor<v1::QueueEvent>* TriageService::WatchQueue(
   if (!valid.ok()) return new RefusedWatch(valid);
   // Recorded without waiting: a stream carries ids and codes, not the
   // content of any referral, and it should start at once.
-  storage::AccessRecord access;
-  access.principal = caller->audit_principal;
-  access.on_behalf_of = caller->on_behalf_of;
-  access.action = "watch";
-  access.result = "OK";
-  context_.store->RecordAccess(std::move(access),
-                               [](absl::StatusOr<absl::Time>) {});
+  context_.store->Commit(
+      storage::RecordAccessCommand{.principal = caller->audit_principal,
+                                   .on_behalf_of = caller->on_behalf_of,
+                                   .action = "watch",
+                                   .referral_id = "",
+                                   .result = "OK"},
+      [](absl::StatusOr<absl::Time>) {});
   grpc::ServerWriteReactor<v1::QueueEvent>* watch =
       context_.watchers->Open(request->queue(), caller->audit_principal);
   if (watch == nullptr) {

@@ -24,6 +24,8 @@
 //  - Checksums: BackupEngine records a crc32c of every file's contents as
 //    it copies; VerifyBackup re-reads everything against them, and a
 //    restore checks each file as it copies it.
+#include "storage/backups.h"
+
 #include <openssl/crypto.h>
 #include <sys/stat.h>
 
@@ -50,7 +52,6 @@
 #include "referral_store_impl.h"
 #include "rocksdb/env.h"
 #include "rocksdb/utilities/backup_engine.h"
-#include "storage/referral_store.h"
 
 namespace referral::storage {
 namespace {
@@ -261,7 +262,7 @@ void RemoveRestored(const std::string& data_dir, bool created) {
 
 // --- Listing, verifying and restoring (no store needed). -------------------
 
-absl::StatusOr<std::vector<BackupInfo>> ReferralStore::ListBackups(
+absl::StatusOr<std::vector<BackupInfo>> ListBackups(
     const BackupLocation& location) {
   if (location.backup_dir.empty()) {
     return absl::InvalidArgumentError("backup_dir: required");
@@ -296,8 +297,8 @@ absl::StatusOr<std::vector<BackupInfo>> ReferralStore::ListBackups(
   return backups;
 }
 
-absl::StatusOr<BackupInfo> ReferralStore::VerifyBackup(
-    const BackupLocation& location, uint32_t backup_id) {
+absl::StatusOr<BackupInfo> VerifyBackup(const BackupLocation& location,
+                                        uint32_t backup_id) {
   if (location.backup_dir.empty()) {
     return absl::InvalidArgumentError("backup_dir: required");
   }
@@ -325,9 +326,9 @@ absl::StatusOr<BackupInfo> ReferralStore::VerifyBackup(
   return ToBackupInfo(info);
 }
 
-absl::Status ReferralStore::RestoreBackup(const BackupLocation& location,
-                                          std::optional<uint32_t> backup_id,
-                                          const std::string& data_dir) {
+absl::Status RestoreBackup(const BackupLocation& location,
+                           std::optional<uint32_t> backup_id,
+                           const std::string& data_dir) {
   if (location.backup_dir.empty()) {
     return absl::InvalidArgumentError("backup_dir: required");
   }
