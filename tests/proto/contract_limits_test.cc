@@ -84,7 +84,7 @@ TEST(ContractLimitsTest, FieldsWithoutALimitReadAsZero) {
 TEST(ContractLimitsTest, EveryStringAndListOfAReferralIsBounded) {
   const std::set<std::string> bounded_by_format = {
       "referral.v1.Child.nhs_number", "referral.v1.Child.unique_pupil_number",
-      "referral.v1.Address.postcode"};
+      "referral.v1.Address.postcode", "referral.v1.Referrer.agency_id"};
   std::vector<const Descriptor*> pending = {Referral::descriptor()};
   std::set<const Descriptor*> seen;
   int checked = 0;
